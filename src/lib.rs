@@ -1,0 +1,4 @@
+//! bitbucket-operator: manages Bitbucket Data Center integrations declaratively from Kubernetes
+//! custom resources.
+
+pub mod api;
