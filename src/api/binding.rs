@@ -141,7 +141,8 @@ pub struct Webhook {
     #[x_kube(validation = kube::core::Rule::new("self.matches('^https?://[^/?#@\\\\s]+([/?#][^\\\\s]*)?$')")
         .message("webhook url must be an absolute http(s) URL such as https://ci.example.com/hook, without user name or password"))]
     pub url: String,
-    /// Events that trigger a delivery.
+    /// Events that trigger a delivery, such as `repo:refs_changed` (a push), `pr:opened`,
+    /// `pr:from_ref_updated` (the source branch was pushed) and `pr:merged`.
     #[schemars(length(min = 1, max = 32))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub events: Vec<WebhookEvent>,

@@ -57,8 +57,9 @@ pub struct RequiredReportSpec {
     #[serde(default = "default_true")]
     pub must_pass: bool,
 
-    /// Which annotations on the report block the merge. Default `NoneAllowed` ("Must not have
-    /// any annotations").
+    /// Which annotations on the report block the merge: `NoneAllowed` (default; any annotation
+    /// blocks, "Must not have any annotations"), `NoMediumOrHigh` (medium- and high-severity ones
+    /// block), `NoHighSeverity` (only high-severity ones block) or `Ignore` (none block).
     #[serde(default)]
     pub annotations: AnnotationRequirement,
 

@@ -126,15 +126,12 @@ impl SchemaValidator {
 }
 
 fn check_metadata(object: &Value, errors: &mut Vec<FieldError>) {
-    static NAME: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("static regex")
-    });
     let metadata = object.get("metadata");
     let name = metadata.and_then(|m| m.get("name")).and_then(Value::as_str);
     let generate_name = metadata.and_then(|m| m.get("generateName")).and_then(Value::as_str);
     match name {
         Some(name) if name.len() > 253 => errors.push(error("metadata.name", "must be no more than 253 characters")),
-        Some(name) if !NAME.is_match(name) => errors.push(error(
+        Some(name) if !is_dns_subdomain(name) => errors.push(error(
             "metadata.name",
             "must consist of lower-case letters, digits, '-' or '.', and start and end with a letter or digit",
         )),
@@ -142,6 +139,18 @@ fn check_metadata(object: &Value, errors: &mut Vec<FieldError>) {
         None if generate_name.is_some() => {}
         None => errors.push(error("metadata.name", "is required")),
     }
+}
+
+/// An RFC 1123 subdomain: dot-separated labels of lower-case letters, digits and '-', each
+/// starting and ending with a letter or digit.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            label.starts_with(alphanumeric)
+                && label.ends_with(alphanumeric)
+                && label.chars().all(|c| alphanumeric(c) || c == '-')
+        })
 }
 
 /// Removes `null` values from fields that are not `nullable`, as the API server does.
@@ -442,5 +451,20 @@ mod tests {
         let object = configuration(json!({"url": 42, "auth": {}}));
         let errors = validator().admit(&object, None).expect_err("invalid");
         assert_eq!(errors, vec![error("spec.url", "must be a string, not integer")]);
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::is_dns_subdomain;
+
+    #[test]
+    fn dns_subdomains() {
+        for good in ["a", "bitbucket", "team-a.bitbucket", "0x1"] {
+            assert!(is_dns_subdomain(good), "{good}");
+        }
+        for bad in ["", "A", "-a", "a-", "a..b", ".a", "a_b", "a.", "ü"] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
     }
 }
