@@ -2,3 +2,4 @@
 //! custom resources.
 
 pub mod api;
+pub mod bitbucket;

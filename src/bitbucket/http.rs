@@ -1,0 +1,429 @@
+//! The request pipeline: URL building, auth, rate limit, concurrency, retries, bounded bodies,
+//! and the mapping of Bitbucket's status codes and error bodies onto [`Error`].
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use reqwest::{Method, StatusCode, Url, header::HeaderMap};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use super::{Client, Error, error::bounded_message};
+
+/// Largest response body read; a bigger one is an error, not an allocation.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+/// `Retry-After` when a 429 carries none or an unreadable one (what Atlassian's own client does).
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Longest `Retry-After` honoured, so a garbled header cannot stall the operator for days.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// Parses and normalises a base URL: http(s), no credentials, query or fragment, no trailing
+/// slash in the path.
+pub(crate) fn parse_base_url(text: &str) -> Result<Url, Error> {
+    let mut url =
+        Url::parse(text.trim()).map_err(|_| Error::Configuration("the URL is not a valid absolute URL".into()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Configuration("the URL must start with https:// or http://".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Configuration("the URL must not hold a user name or password".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Configuration("the URL must not have a query or fragment".into()));
+    }
+    if url.host().is_none() {
+        return Err(Error::Configuration("the URL has no host".into()));
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// One API call: what to send, and how to describe it in errors.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub method: Method,
+    /// Path segments below the base URL, each percent-encoded on its own.
+    pub segments: Vec<String>,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+    /// The endpoint template, such as `GET /rest/api/1.0/projects/{key}`.
+    pub endpoint: &'static str,
+    /// What the call does, for permission errors: `read project PAY`.
+    pub action: String,
+    /// Send credentials (everything but `/status`).
+    pub authenticated: bool,
+}
+
+impl Call {
+    pub fn new(method: Method, endpoint: &'static str, segments: &[&str], action: impl Into<String>) -> Self {
+        Self {
+            method,
+            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+            body: None,
+            endpoint,
+            action: action.into(),
+            authenticated: true,
+        }
+    }
+
+    pub fn query(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.query.push((key, value.to_string()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub fn anonymous(mut self) -> Self {
+        self.authenticated = false;
+        self
+    }
+
+    /// GET, PUT and DELETE can be repeated safely; POST cannot.
+    fn idempotent(&self) -> bool {
+        self.method != Method::POST
+    }
+}
+
+/// A response read whole (within [`MAX_BODY`]).
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The first error of Bitbucket's error envelope, or the `{"message"}` some answers carry.
+    pub fn error_detail(&self) -> ErrorDetail {
+        #[derive(Deserialize)]
+        struct Envelope {
+            errors: Vec<ErrorDetail>,
+        }
+        if let Ok(envelope) = serde_json::from_slice::<Envelope>(&self.body)
+            && let Some(first) = envelope.errors.into_iter().next()
+        {
+            return ErrorDetail { enveloped: true, ..first };
+        }
+        #[derive(Deserialize)]
+        struct Plain {
+            message: String,
+        }
+        match serde_json::from_slice::<Plain>(&self.body) {
+            Ok(plain) => ErrorDetail { message: Some(plain.message), ..ErrorDetail::default() },
+            Err(_) => ErrorDetail::default(),
+        }
+    }
+}
+
+/// What an error body says. Every part is optional: Bitbucket omits `context`, sends `null`
+/// exception names, and proxies answer with HTML.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ErrorDetail {
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub exception_name: Option<String>,
+    /// The body was Bitbucket's error envelope.
+    #[serde(skip)]
+    pub enveloped: bool,
+}
+
+impl ErrorDetail {
+    pub fn exception_is(&self, suffix: &str) -> bool {
+        self.exception_name.as_deref().is_some_and(|name| name.ends_with(suffix))
+    }
+
+    fn mentions_captcha(&self) -> bool {
+        self.exception_is("CaptchaRequiredAuthenticationException")
+            || self.exception_is("CaptchaAuthenticationException")
+            || self.message.as_deref().is_some_and(|m| m.to_ascii_uppercase().contains("CAPTCHA"))
+    }
+
+    fn message_or(&self, fallback: &str) -> String {
+        bounded_message(self.message.as_deref().unwrap_or(fallback))
+    }
+}
+
+impl Client {
+    /// Sends a call, waiting on the rate limit and the concurrency bound, retrying transient
+    /// failures where that is safe. Returns any response that is not a 429 or 5xx to the caller,
+    /// which interprets it.
+    pub(crate) async fn send(&self, call: &Call) -> Result<Response, Error> {
+        if call.authenticated
+            && let Some(rejected) = self.rejected()
+        {
+            return Err(rejected);
+        }
+        let retry = self.inner.retry;
+        let mut attempt = 1;
+        loop {
+            let (error, retryable) = match self.send_once(call).await {
+                Ok(response) if response.status == StatusCode::TOO_MANY_REQUESTS => {
+                    let retry_after = parse_retry_after(response.header("retry-after"));
+                    self.inner.limiter.pause(retry_after).await;
+                    // Refused before any processing: safe to repeat, even a POST.
+                    (Error::RateLimited { retry_after }, true)
+                }
+                Ok(response) if response.status.is_server_error() => {
+                    (Error::Server { status: response.status.as_u16() }, call.idempotent())
+                }
+                Ok(response) => return Ok(response),
+                Err((error, sent)) => {
+                    // A request that never left (connection refused) is safe to repeat.
+                    let retryable = call.idempotent() || !sent;
+                    (error, retryable)
+                }
+            };
+            if !retryable || attempt >= retry.max_attempts.max(1) {
+                return Err(error);
+            }
+            if !matches!(error, Error::RateLimited { .. }) {
+                tokio::time::sleep(backoff(retry, attempt)).await;
+            }
+            tracing::debug!(endpoint = call.endpoint, attempt, %error, "retrying");
+            attempt += 1;
+        }
+    }
+
+    /// One attempt. On failure, also says whether the request may have reached the server.
+    async fn send_once(&self, call: &Call) -> Result<Response, (Error, bool)> {
+        self.inner.limiter.acquire().await;
+        let _permit =
+            self.inner.in_flight.acquire().await.map_err(|_| {
+                (Error::Transport { message: "the client is shutting down".into(), timeout: false }, false)
+            })?;
+        let mut url = self.inner.base.clone();
+        {
+            let Ok(mut path) = url.path_segments_mut() else {
+                return Err((Error::Configuration("the URL cannot carry a path".into()), false));
+            };
+            path.pop_if_empty().extend(&call.segments);
+        }
+        let mut request = self.inner.http.request(call.method.clone(), url).header("Accept", "application/json");
+        if !call.query.is_empty() {
+            request = request.query(&call.query);
+        }
+        if call.authenticated {
+            request = request.header("Authorization", self.inner.credentials.header_value());
+        }
+        if call.method != Method::GET {
+            request = request.header("X-Atlassian-Token", "no-check");
+        }
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        let mut response = request.send().await.map_err(|e| {
+            let sent = !e.is_connect();
+            (transport_error(&e), sent)
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY {
+                        let error = Error::UnexpectedResponse {
+                            status: status.as_u16(),
+                            endpoint: call.endpoint.to_owned(),
+                            reason: format!("the body is larger than {} MiB", MAX_BODY / (1024 * 1024)),
+                        };
+                        return Err((error, true));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err((transport_error(&e), true)),
+            }
+        }
+        Ok(Response { status, headers, body })
+    }
+
+    /// The error a credential rejection left behind, if any.
+    pub(crate) fn rejected(&self) -> Option<Error> {
+        self.inner.rejected.lock().map(|guard| guard.clone()).unwrap_or(None)
+    }
+
+    fn reject(&self, error: Error) -> Error {
+        tracing::warn!(%error, "Bitbucket rejected the credential; no further calls are made with it");
+        if let Ok(mut guard) = self.inner.rejected.lock() {
+            *guard = Some(error.clone());
+        }
+        error
+    }
+
+    /// Records that Bitbucket rejected the credential, for `reason`.
+    pub(crate) fn reject_credentials(&self, reason: &str) -> Error {
+        self.reject(Error::BadCredentials { reason: reason.to_owned() })
+    }
+
+    pub(crate) fn identity_proven(&self) -> bool {
+        self.inner.identity_proven.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn prove_identity(&self) {
+        self.inner.identity_proven.store(true, Ordering::Release);
+    }
+
+    /// Maps a response that is not the success the caller expected onto an [`Error`].
+    /// `not_found` is used for 404s whose body names no known missing project or repository.
+    pub(crate) fn failure(&self, call: &Call, response: &Response, not_found: impl FnOnce() -> Error) -> Error {
+        let detail = response.error_detail();
+        match response.status.as_u16() {
+            400 => {
+                Error::InvalidRequest { field: detail.context.clone(), message: detail.message_or("invalid request") }
+            }
+            401 => self.unauthorized(call, &detail),
+            403 if detail
+                .message
+                .as_deref()
+                .is_some_and(|m| m.to_ascii_lowercase().contains("basic authentication")) =>
+            {
+                self.reject(Error::BasicAuthDisabled)
+            }
+            403 if detail.mentions_captcha() => self.reject(Error::CaptchaRequired),
+            403 => Error::PermissionDenied { action: format!("{} ({})", call.action, detail.message_or("forbidden")) },
+            404 => not_found(),
+            409 => Error::Conflict { message: detail.message_or("conflict") },
+            429 => Error::RateLimited { retry_after: parse_retry_after(response.header("retry-after")) },
+            300..=399 => Error::UnsupportedServer {
+                reason: "the server answered with a redirect; check the URL and its context path (Bitbucket \
+                         sends requests it does not serve to its login page)"
+                    .into(),
+            },
+            status if status >= 500 => Error::Server { status },
+            status => Error::UnexpectedResponse {
+                status,
+                endpoint: call.endpoint.to_owned(),
+                reason: "an answer the client does not expect".into(),
+            },
+        }
+    }
+
+    /// Bitbucket answers 401 for a bad credential and for a missing permission alike.
+    fn unauthorized(&self, call: &Call, detail: &ErrorDetail) -> Error {
+        if detail.mentions_captcha() {
+            return self.reject(Error::CaptchaRequired);
+        }
+        if detail.exception_is("IncorrectPasswordAuthenticationException") {
+            return self.reject(Error::BadCredentials { reason: "wrong username or password".into() });
+        }
+        if detail.exception_is("AuthenticationRequiredException") {
+            return self.reject(Error::BadCredentials {
+                reason: "the credential was not recognised and the request was served as anonymous".into(),
+            });
+        }
+        if self.identity_proven() {
+            Error::PermissionDenied { action: call.action.clone() }
+        } else {
+            self.reject(Error::BadCredentials { reason: "401 before the credential was proven".into() })
+        }
+    }
+
+    /// Parses a JSON body into `T`; a body that does not fit is an error that names the endpoint
+    /// and never repeats the body.
+    pub(crate) fn parse<T: DeserializeOwned>(&self, call: &Call, response: &Response) -> Result<T, Error> {
+        serde_json::from_slice(&response.body).map_err(|e| Error::UnexpectedResponse {
+            status: response.status.as_u16(),
+            endpoint: call.endpoint.to_owned(),
+            reason: format!("the body is not the expected JSON ({})", json_error_kind(&e)),
+        })
+    }
+}
+
+/// What kind of JSON problem, without the snippet serde would quote.
+fn json_error_kind(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Io => "unreadable".into(),
+        Category::Syntax => format!("malformed at line {} column {}", error.line(), error.column()),
+        Category::Data => {
+            format!("a field is missing or of the wrong type at line {} column {}", error.line(), error.column())
+        }
+        Category::Eof => "truncated".into(),
+    }
+}
+
+/// `Retry-After` as integer seconds (the form Bitbucket sends), else the default.
+fn parse_retry_after(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+        .unwrap_or(DEFAULT_RETRY_AFTER)
+}
+
+/// Exponential backoff with jitter: half the nominal delay plus a random share of the other half.
+fn backoff(policy: super::RetryPolicy, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(16);
+    let nominal = policy.base_delay.saturating_mul(1 << exponent).min(policy.max_delay);
+    nominal / 2 + nominal.mul_f64(fastrand::f64() / 2.0)
+}
+
+/// A transport failure as a short message without the URL.
+fn transport_error(error: &reqwest::Error) -> Error {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    let detail = bounded_message(&cause.to_string());
+    let message = if error.is_timeout() {
+        "the request timed out".to_owned()
+    } else if error.is_connect() {
+        format!("cannot connect: {detail}")
+    } else if error.is_body() || error.is_decode() {
+        format!("the response broke off: {detail}")
+    } else {
+        format!("the request failed: {detail}")
+    };
+    Error::Transport { message, timeout: error.is_timeout() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked_and_normalised() {
+        assert_eq!(
+            parse_base_url("https://example.com/bitbucket/").map(|u| u.to_string()),
+            Ok("https://example.com/bitbucket".into())
+        );
+        assert!(parse_base_url("https://u:p@example.com").is_err());
+        assert!(parse_base_url("https://example.com/?a=b").is_err());
+        assert!(parse_base_url("ftp://example.com").is_err());
+        assert!(parse_base_url("example.com").is_err());
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_with_a_default_and_a_ceiling() {
+        assert_eq!(parse_retry_after(Some("7")), Duration::from_secs(7));
+        assert_eq!(parse_retry_after(Some("soon")), DEFAULT_RETRY_AFTER);
+        assert_eq!(parse_retry_after(None), DEFAULT_RETRY_AFTER);
+        assert_eq!(parse_retry_after(Some("99999999")), MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let policy = super::super::RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        };
+        for attempt in 1..40 {
+            let delay = backoff(policy, attempt);
+            let nominal = Duration::from_millis(100).saturating_mul(1 << (attempt - 1).min(16)).min(policy.max_delay);
+            assert!(delay >= nominal / 2 && delay <= nominal, "attempt {attempt}: {delay:?}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The Bitbucket Data Center REST client: everything the operator says to Bitbucket goes through
+//! one [`Client`] per configuration, shared by every resource that uses it. It follows the wire
+//! contract in `bitbucket-api.md`: bearer or basic auth, no redirects, `X-Atlassian-Token` on
+//! writes, paging with `limit=1000`, one error type, a shared token bucket, and retries with
+//! jittered exponential backoff for idempotent calls only.
+
+mod credentials;
+mod error;
+mod http;
+mod merge_checks;
+mod paging;
+mod projects;
+mod rate_limit;
+mod repositories;
+mod server;
+mod webhooks;
+
+use std::{
+    sync::{Arc, Mutex, atomic::AtomicBool},
+    time::Duration,
+};
+
+pub use credentials::{Credentials, Secret};
+pub use error::{Error, ErrorClass};
+pub use merge_checks::{MergeCheck, Severity};
+pub use projects::Project;
+pub use rate_limit::{RateLimit, RateLimiter};
+pub use repositories::{CloneLinks, Repository, RepositoryState};
+pub use server::{Capabilities, ServerIdentity, Version};
+pub use webhooks::{Webhook, WebhookRequest};
+
+/// `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("bitbucket-operator/", env!("CARGO_PKG_VERSION"));
+
+/// Retries of transient failures of idempotent calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubled for each further one, with jitter.
+    pub base_delay: Duration,
+    /// Longest delay between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 4, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(5) }
+    }
+}
+
+/// Everything a [`Client`] is built from.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Base URL including any context path, such as `https://example.com/bitbucket`.
+    pub base_url: String,
+    /// How to log in.
+    pub credentials: Credentials,
+    /// Extra PEM certificate authorities to trust.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Skip certificate verification (test instances only).
+    pub insecure_skip_verify: bool,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one request, response body included.
+    pub request_timeout: Duration,
+    /// The client's own token bucket.
+    pub rate_limit: RateLimit,
+    /// Requests in flight at once.
+    pub max_concurrency: usize,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+}
+
+impl ClientConfig {
+    /// A configuration with the defaults for everything but the URL and credentials.
+    pub fn new(base_url: impl Into<String>, credentials: Credentials) -> Self {
+        Self {
+            base_url: base_url.into(),
+            credentials,
+            ca_pem: None,
+            insecure_skip_verify: false,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            rate_limit: RateLimit::default(),
+            max_concurrency: 8,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A client for one Bitbucket instance and one credential. Cheap to clone; clones share the rate
+/// limit, the concurrency bound and what the client learnt about the credential.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    credentials: Credentials,
+    limiter: RateLimiter,
+    in_flight: tokio::sync::Semaphore,
+    retry: RetryPolicy,
+    /// Set once the connection check proved the credential: a 401 after that is a permission
+    /// problem, not a bad credential.
+    identity_proven: AtomicBool,
+    /// Set when Bitbucket rejected the credential: every later call fails at once, without a
+    /// request, so that a bad password cannot run into Bitbucket's CAPTCHA lock-out.
+    rejected: Mutex<Option<Error>>,
+}
+
+impl Client {
+    /// Builds a client; fails on a malformed URL or CA bundle.
+    pub fn new(config: ClientConfig) -> Result<Self, Error> {
+        let base = http::parse_base_url(&config.base_url)?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout);
+        if let Some(pem) = &config.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|_| Error::Configuration("the CA bundle is not valid PEM".into()))?;
+            if certificates.is_empty() {
+                return Err(Error::Configuration("the CA bundle holds no certificate".into()));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if config.insecure_skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| Error::Configuration(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                credentials: config.credentials,
+                limiter: RateLimiter::new(config.rate_limit),
+                in_flight: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
+                retry: config.retry,
+                identity_proven: AtomicBool::new(false),
+                rejected: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str().trim_end_matches('/')
+    }
+}
