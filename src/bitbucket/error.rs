@@ -51,7 +51,7 @@ pub enum Error {
         reason: String,
     },
     /// The credential works but lacks a permission.
-    #[error("the Bitbucket user may not {action} (Bitbucket answered 401); grant it the permission it needs")]
+    #[error("the Bitbucket user may not {action}; grant it the permission it needs")]
     PermissionDenied {
         /// The refused action, such as `read repository PAY/api`.
         action: String,
@@ -71,18 +71,16 @@ pub enum Error {
         retry_after: Duration,
     },
     /// Bitbucket refused the request as invalid (400).
-    #[error("Bitbucket rejected the request{}: {message}", field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default())]
+    #[error("Bitbucket rejected the request as invalid{}", field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default())]
     InvalidRequest {
-        /// The field Bitbucket named, if any.
+        /// The field Bitbucket named, if it looks like a field name.
         field: Option<String>,
-        /// Bitbucket's message, shortened.
-        message: String,
     },
     /// The request conflicts with the server's state (409).
-    #[error("Bitbucket reported a conflict: {message}")]
+    #[error("Bitbucket reported a conflict{}", exception.as_deref().map(|e| format!(" ({e})")).unwrap_or_default())]
     Conflict {
-        /// Bitbucket's message, shortened.
-        message: String,
+        /// The short name of Bitbucket's exception, if it looks like one.
+        exception: Option<String>,
     },
     /// The server failed (5xx).
     #[error("Bitbucket answered {status} (server error)")]
@@ -158,6 +156,16 @@ impl Error {
     }
 }
 
+/// `text` if it looks like an identifier (a field or exception name), so that nothing the server
+/// chose to echo back (a URL with a token in it, say) reaches an error text.
+pub(crate) fn identifier(text: Option<&str>) -> Option<String> {
+    let text = text?.trim();
+    let plausible = !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']'));
+    plausible.then(|| text.to_owned())
+}
+
 /// Longest server message kept in an error.
 const MAX_MESSAGE: usize = 200;
 
@@ -181,6 +189,15 @@ mod tests {
         let long = "x".repeat(1000);
         assert_eq!(bounded_message(&long).chars().count(), MAX_MESSAGE + 1);
         assert_eq!(bounded_message(" a\nb\tc "), "a b c");
+    }
+
+    #[test]
+    fn only_identifiers_pass() {
+        assert_eq!(identifier(Some("url")), Some("url".into()));
+        assert_eq!(identifier(Some("webhooks[0].url")), Some("webhooks[0].url".into()));
+        assert_eq!(identifier(Some("https://x/?token=abc")), None);
+        assert_eq!(identifier(Some("two words")), None);
+        assert_eq!(identifier(None), None);
     }
 
     #[test]

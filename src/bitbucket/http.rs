@@ -7,7 +7,10 @@ use reqwest::{Method, StatusCode, Url, header::HeaderMap};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use super::{Client, Error, error::bounded_message};
+use super::{
+    Client, Error,
+    error::{bounded_message, identifier},
+};
 
 /// Largest response body read; a bigger one is an error, not an allocation.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -149,10 +152,6 @@ impl ErrorDetail {
             || self.exception_is("CaptchaAuthenticationException")
             || self.message.as_deref().is_some_and(|m| m.to_ascii_uppercase().contains("CAPTCHA"))
     }
-
-    fn message_or(&self, fallback: &str) -> String {
-        bounded_message(self.message.as_deref().unwrap_or(fallback))
-    }
 }
 
 impl Client {
@@ -281,9 +280,7 @@ impl Client {
     pub(crate) fn failure(&self, call: &Call, response: &Response, not_found: impl FnOnce() -> Error) -> Error {
         let detail = response.error_detail();
         match response.status.as_u16() {
-            400 => {
-                Error::InvalidRequest { field: detail.context.clone(), message: detail.message_or("invalid request") }
-            }
+            400 => Error::InvalidRequest { field: identifier(detail.context.as_deref()) },
             401 => self.unauthorized(call, &detail),
             403 if detail
                 .message
@@ -293,9 +290,11 @@ impl Client {
                 self.reject(Error::BasicAuthDisabled)
             }
             403 if detail.mentions_captcha() => self.reject(Error::CaptchaRequired),
-            403 => Error::PermissionDenied { action: format!("{} ({})", call.action, detail.message_or("forbidden")) },
+            403 => Error::PermissionDenied { action: format!("{} (Bitbucket answered 403)", call.action) },
             404 => not_found(),
-            409 => Error::Conflict { message: detail.message_or("conflict") },
+            409 => Error::Conflict {
+                exception: identifier(detail.exception_name.as_deref().and_then(|e| e.rsplit('.').next())),
+            },
             429 => Error::RateLimited { retry_after: parse_retry_after(response.header("retry-after")) },
             300..=399 => Error::UnsupportedServer {
                 reason: "the server answered with a redirect; check the URL and its context path (Bitbucket \

@@ -116,7 +116,8 @@ impl Client {
     pub async fn verify_connection(&self) -> Result<ServerIdentity, Error> {
         let state = self.status().await?;
         if state != "RUNNING" {
-            return Err(Error::NotRunning { state: super::error::bounded_message(&state) });
+            let state = super::error::identifier(Some(&state)).unwrap_or_else(|| "unreadable".into());
+            return Err(Error::NotRunning { state });
         }
 
         let call = Call::new(
