@@ -124,6 +124,14 @@ fn segments<'a>(project: &'a str, slug: &'a str) -> Vec<&'a str> {
     vec!["rest", "api", "1.0", "projects", project, "repos", slug, "webhooks"]
 }
 
+/// A call on one webhook: `{verb} webhook {id} of {project}/{slug}`.
+fn one_webhook(method: Method, endpoint: &'static str, project: &str, slug: &str, id: i64, verb: &str) -> Call {
+    let id_text = id.to_string();
+    let mut path = segments(project, slug);
+    path.push(&id_text);
+    Call::new(method, endpoint, &path, format!("{verb} webhook {id} of {project}/{slug} (needs REPO_ADMIN)"))
+}
+
 impl Client {
     /// Every webhook of a repository (needs REPO_ADMIN).
     pub async fn list_webhooks(&self, project: &str, slug: &str) -> Result<Vec<Webhook>, Error> {
@@ -145,14 +153,13 @@ impl Client {
 
     /// One webhook by id.
     pub async fn get_webhook(&self, project: &str, slug: &str, id: i64) -> Result<Webhook, Error> {
-        let id_text = id.to_string();
-        let mut path = segments(project, slug);
-        path.push(&id_text);
-        let call = Call::new(
+        let call = one_webhook(
             Method::GET,
             "GET /rest/api/1.0/projects/{key}/repos/{slug}/webhooks/{id}",
-            &path,
-            format!("read webhook {id} of {project}/{slug} (needs REPO_ADMIN)"),
+            project,
+            slug,
+            id,
+            "read",
         );
         let response = self.send(&call).await?;
         if response.status != StatusCode::OK {
@@ -187,14 +194,13 @@ impl Client {
         id: i64,
         webhook: &WebhookRequest,
     ) -> Result<Webhook, Error> {
-        let id_text = id.to_string();
-        let mut path = segments(project, slug);
-        path.push(&id_text);
-        let call = Call::new(
+        let call = one_webhook(
             Method::PUT,
             "PUT /rest/api/1.0/projects/{key}/repos/{slug}/webhooks/{id}",
-            &path,
-            format!("update webhook {id} of {project}/{slug} (needs REPO_ADMIN)"),
+            project,
+            slug,
+            id,
+            "update",
         )
         .json(webhook.body());
         let response = self.send(&call).await?;
@@ -206,14 +212,13 @@ impl Client {
 
     /// Deletes a webhook; one that is already gone counts as deleted.
     pub async fn delete_webhook(&self, project: &str, slug: &str, id: i64) -> Result<(), Error> {
-        let id_text = id.to_string();
-        let mut path = segments(project, slug);
-        path.push(&id_text);
-        let call = Call::new(
+        let call = one_webhook(
             Method::DELETE,
             "DELETE /rest/api/1.0/projects/{key}/repos/{slug}/webhooks/{id}",
-            &path,
-            format!("delete webhook {id} of {project}/{slug} (needs REPO_ADMIN)"),
+            project,
+            slug,
+            id,
+            "delete",
         );
         let response = self.send(&call).await?;
         if response.status.is_success() {
