@@ -59,7 +59,8 @@ async fn simulator() -> RunningSimulator {
 fn config(sim: &RunningSimulator, credentials: Credentials) -> ClientConfig {
     let mut config = ClientConfig::new(sim.base_url(), credentials);
     config.rate_limit = RateLimit { requests_per_second: 1000, burst: 1000 };
-    config.retry = RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
+    config.retry =
+        RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
     config
 }
 
@@ -68,7 +69,8 @@ fn token(sim: &RunningSimulator, token: &str) -> Client {
 }
 
 fn basic(sim: &RunningSimulator, user: &str, password: &str) -> Client {
-    Client::new(config(sim, Credentials::Basic { username: user.into(), password: Secret::new(password) })).expect("client")
+    Client::new(config(sim, Credentials::Basic { username: user.into(), password: Secret::new(password) }))
+        .expect("client")
 }
 
 async fn admin(sim: &RunningSimulator) -> Client {
@@ -175,7 +177,10 @@ async fn projects_and_repositories() {
     let project = client.get_project("PAY").await.expect("project");
     assert_eq!((project.key.as_str(), project.name.as_str()), ("PAY", "Payments"));
     assert_eq!(client.get_project("pay").await.expect("keys are case-insensitive").key, "PAY");
-    assert_eq!(client.get_project("NOPE").await.expect_err("missing"), Error::ProjectNotFound { project: "NOPE".into() });
+    assert_eq!(
+        client.get_project("NOPE").await.expect_err("missing"),
+        Error::ProjectNotFound { project: "NOPE".into() }
+    );
 
     let personal = client.get_project("~svc-operator").await.expect("personal project");
     assert_eq!(personal.project_type.as_deref(), Some("PERSONAL"));
@@ -193,7 +198,10 @@ async fn projects_and_repositories() {
         client.get_repository("PAY", "nope").await.expect_err("missing"),
         Error::RepositoryNotFound { project: "PAY".into(), slug: "nope".into() }
     );
-    assert_eq!(client.get_repository("NOPE", "x").await.expect_err("missing project"), Error::ProjectNotFound { project: "NOPE".into() });
+    assert_eq!(
+        client.get_repository("NOPE", "x").await.expect_err("missing project"),
+        Error::ProjectNotFound { project: "NOPE".into() }
+    );
 }
 
 #[tokio::test]
@@ -206,7 +214,8 @@ async fn paging_follows_next_page_start_across_several_pages() {
     let mut slugs: Vec<&str> = repos.iter().map(|r| r.slug.as_str()).collect();
     slugs.dedup();
     assert_eq!(slugs.len(), MANY, "no repository twice");
-    let pages: Vec<_> = sim.simulator().requests().into_iter().filter(|r| r.path.ends_with("/projects/BIG/repos")).collect();
+    let pages: Vec<_> =
+        sim.simulator().requests().into_iter().filter(|r| r.path.ends_with("/projects/BIG/repos")).collect();
     assert_eq!(pages.len(), MANY.div_ceil(1000), "one request per page of 1000: {pages:?}");
     assert!(pages.iter().all(|p| p.query.contains("limit=1000")), "{pages:?}");
 }
@@ -229,7 +238,11 @@ async fn webhooks_create_read_replace_and_delete() {
     let client = admin(&sim).await;
     let created = client.create_webhook("PAY", "payments-api", &hook("ci", Some("s3cret"))).await.expect("create");
     assert_eq!(created.name, "ci");
-    assert_eq!(created.secret.as_ref().map(Secret::expose), Some("s3cret"), "the secret is read back, not taken from the create answer");
+    assert_eq!(
+        created.secret.as_ref().map(Secret::expose),
+        Some("s3cret"),
+        "the secret is read back, not taken from the create answer"
+    );
     assert_eq!(created.configuration.get("managedBy").map(String::as_str), Some("bitbucket-operator"));
     assert_eq!(created.events, ["pr:opened", "repo:refs_changed"]);
 
@@ -274,7 +287,13 @@ async fn required_report_merge_checks() {
     let monorepo_key = "com.sonarsource.sonarqube_shop:checkout";
     let monorepo = MergeCheck { report_key: monorepo_key.into(), must_pass: true, min_severity: Some(Severity::High) };
     client.put_merge_check("PAY", "payments-api", &monorepo).await.expect("a key with a colon");
-    assert_eq!(sim.simulator().merge_check("PAY", "payments-api", monorepo_key).expect("state").map(|c| c["minSeverity"].clone()), Some("HIGH".into()));
+    assert_eq!(
+        sim.simulator()
+            .merge_check("PAY", "payments-api", monorepo_key)
+            .expect("state")
+            .map(|c| c["minSeverity"].clone()),
+        Some("HIGH".into())
+    );
 }
 
 #[tokio::test]
@@ -282,7 +301,11 @@ async fn a_server_without_the_merge_check_api_is_unsupported_not_empty() {
     let sim = simulator().await;
     let client = admin(&sim).await;
     sim.simulator().set_required_reports_supported(false);
-    let check = MergeCheck { report_key: "com.sonarsource.sonarqube".into(), must_pass: true, min_severity: Some(Severity::Low) };
+    let check = MergeCheck {
+        report_key: "com.sonarsource.sonarqube".into(),
+        must_pass: true,
+        min_severity: Some(Severity::Low),
+    };
     for error in [
         client.get_merge_check("PAY", "payments-api", "com.sonarsource.sonarqube").await.expect_err("unsupported"),
         client.put_merge_check("PAY", "payments-api", &check).await.expect_err("unsupported"),
