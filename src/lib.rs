@@ -3,4 +3,7 @@
 
 pub mod api;
 pub mod bitbucket;
+pub mod controller;
+pub mod plan;
 pub mod simulator;
+pub mod sync;

@@ -277,6 +277,12 @@ pub struct ProjectBindingStatus {
     /// How many repositories are bound.
     #[serde(default)]
     pub repository_count: i32,
+    /// Names of the webhooks this binding manages on its repositories. A webhook whose name
+    /// leaves `spec.webhooks` is removed from every repository; webhooks with other names are
+    /// never touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub managed_webhooks: Vec<String>,
 }
 
 /// A repository the binding applies to.

@@ -96,3 +96,50 @@ pub enum SelectorOperator {
     /// The label is absent.
     DoesNotExist,
 }
+
+impl AllowedNamespaces {
+    /// Whether a namespace (by name and labels) may use the configuration: it is listed, or the
+    /// selector matches its labels (an empty selector matches every namespace).
+    pub fn admits(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.names.iter().any(|n| n == namespace) || self.selector.as_ref().is_some_and(|s| s.matches(labels))
+    }
+}
+
+impl NamespaceSelector {
+    /// Whether the labels satisfy every `matchLabels` entry and every expression.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|requirement| {
+                let value = labels.get(&requirement.key);
+                match requirement.operator {
+                    SelectorOperator::In => value.is_some_and(|v| requirement.values.contains(v)),
+                    SelectorOperator::NotIn => value.is_none_or(|v| !requirement.values.contains(v)),
+                    SelectorOperator::Exists => value.is_some(),
+                    SelectorOperator::DoesNotExist => value.is_none(),
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_are_admitted_by_name_or_selector() {
+        let allowed: AllowedNamespaces = serde_json::from_value(serde_json::json!({
+            "names": ["payments"],
+            "selector": {"matchLabels": {"team": "platform"},
+                         "matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["sandbox"]}]}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        assert!(allowed.admits("payments", &labels(&[])));
+        assert!(allowed.admits("ci", &labels(&[("team", "platform")])));
+        assert!(!allowed.admits("ci", &labels(&[("team", "platform"), ("env", "sandbox")])));
+        assert!(!allowed.admits("ci", &labels(&[("team", "web")])));
+        let everyone: AllowedNamespaces =
+            serde_json::from_value(serde_json::json!({"selector": {}})).unwrap_or_else(|e| panic!("{e}"));
+        assert!(everyone.admits("anything", &labels(&[])));
+    }
+}

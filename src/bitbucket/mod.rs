@@ -22,7 +22,7 @@ use std::{
 
 pub use credentials::{Credentials, Secret};
 pub use error::{Error, ErrorClass};
-pub use merge_checks::{MergeCheck, Severity};
+pub use merge_checks::{MANUAL_STEPS, MergeCheck, Severity};
 pub use projects::Project;
 pub use rate_limit::{RateLimit, RateLimiter};
 pub use repositories::{CloneLinks, Repository, RepositoryState};

@@ -1,0 +1,129 @@
+//! One Bitbucket client per configuration, shared by every resource that uses it, so that they
+//! share its rate limit and what it learnt about the credential. A change to the spec or to a
+//! Secret's value gives a new client (the fingerprint changes); a rejected credential stays
+//! rejected, without requests, until then.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+use crate::{
+    api::refs::ConfigurationKind,
+    bitbucket::{Client, ClientConfig, Error, ServerIdentity},
+    plan::connection::fingerprint,
+};
+
+/// Which configuration a client belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConfigurationKey {
+    /// Namespaced or cluster-scoped.
+    pub kind: ConfigurationKind,
+    /// The namespace of a namespaced configuration.
+    pub namespace: Option<String>,
+    /// The name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ConfigurationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "BitbucketConfiguration {namespace}/{}", self.name),
+            None => write!(f, "ClusterBitbucketConfiguration {}", self.name),
+        }
+    }
+}
+
+/// The client of a configuration and what its last check found.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// The shared client.
+    pub client: Client,
+    /// The identity proven by the last successful check.
+    pub identity: Option<ServerIdentity>,
+    /// The error of the last check, if it failed.
+    pub error: Option<Error>,
+    /// When the last check ran.
+    pub checked_at: Instant,
+    /// Counts the clients built for this configuration, so dependents notice a new one.
+    pub epoch: u64,
+    fingerprint: u64,
+}
+
+impl Connection {
+    /// Whether this connection can serve dependents.
+    pub fn is_ready(&self) -> bool {
+        self.identity.is_some() && self.error.is_none()
+    }
+}
+
+/// The clients, by configuration.
+#[derive(Default)]
+pub struct Clients {
+    entries: Mutex<HashMap<ConfigurationKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
+    epochs: Mutex<HashMap<ConfigurationKey, u64>>,
+}
+
+impl Clients {
+    fn slot(&self, key: &ConfigurationKey) -> Arc<tokio::sync::Mutex<Option<Connection>>> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.entry(key.clone()).or_default().clone()
+    }
+
+    /// Runs the connection check for a configuration unless one with the same settings ran less
+    /// than `max_age` ago. A new fingerprint builds a new client; the same fingerprint reuses
+    /// the client, so a rejected credential is not sent again. Returns the connection and
+    /// whether a check ran.
+    pub async fn check(
+        &self,
+        key: &ConfigurationKey,
+        config: ClientConfig,
+        max_age: Duration,
+    ) -> Result<(Connection, bool), Error> {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        let wanted = fingerprint(&config);
+        let (client, epoch) = match guard.as_ref() {
+            Some(current) if current.fingerprint == wanted => {
+                if current.checked_at.elapsed() < max_age {
+                    return Ok((current.clone(), false));
+                }
+                (current.client.clone(), current.epoch)
+            }
+            other => (Client::new(config)?, other.map_or(1, |c| c.epoch + 1)),
+        };
+        let result = client.verify_connection().await;
+        let connection = Connection {
+            client,
+            identity: result.as_ref().ok().cloned(),
+            error: result.err(),
+            checked_at: Instant::now(),
+            epoch,
+            fingerprint: wanted,
+        };
+        *guard = Some(connection.clone());
+        self.epochs.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), epoch);
+        Ok((connection, true))
+    }
+
+    /// The current connection of a configuration, if it was checked.
+    pub async fn current(&self, key: &ConfigurationKey) -> Option<Connection> {
+        let slot = self.slot(key);
+        let guard = slot.lock().await;
+        guard.clone()
+    }
+
+    /// The epoch of a configuration's client without waiting (0 when none was built yet).
+    pub fn epoch(&self, key: &ConfigurationKey) -> u64 {
+        self.epochs.lock().unwrap_or_else(PoisonError::into_inner).get(key).copied().unwrap_or(0)
+    }
+
+    /// Forgets a configuration's client (it was deleted).
+    pub fn forget(&self, key: &ConfigurationKey) {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.epochs.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+}

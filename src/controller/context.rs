@@ -1,0 +1,202 @@
+//! What the controllers share: the Kubernetes client, the Bitbucket clients, the caches of the
+//! watched kinds, the Events recorder, and the bookkeeping that keeps Bitbucket reads at one per
+//! resync interval unless something changed.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
+
+use kube::{
+    Resource, ResourceExt,
+    runtime::{
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::Store,
+    },
+};
+use tokio::time::Instant;
+
+use crate::api::{BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredReport};
+
+use super::clients::Clients;
+
+/// The name the operator writes under (field manager, Event reporter, finalizer prefix).
+pub const MANAGER: &str = "bitbucket-operator";
+
+/// Settings of a controller run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the Secrets of ClusterBitbucketConfigurations live (the operator's namespace).
+    pub operator_namespace: String,
+    /// The instance name reported on Events (the pod name).
+    pub instance: Option<String>,
+    /// Delay before retrying while a dependency is being prepared (for example a
+    /// configuration's first connection check after a restart).
+    pub wait_delay: Duration,
+    /// Cap of the per-object exponential backoff after transient failures.
+    pub max_backoff: Duration,
+    /// A cap on every configuration's `resyncInterval` (for faster drift detection cluster-wide).
+    pub max_resync: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            operator_namespace: "bitbucket-operator".into(),
+            instance: None,
+            wait_delay: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+            max_resync: None,
+        }
+    }
+}
+
+/// The caches of the operator's kinds, kept by the controllers' watches.
+#[derive(Clone)]
+pub struct Stores {
+    /// BitbucketConfigurations.
+    pub configurations: Store<BitbucketConfiguration>,
+    /// ClusterBitbucketConfigurations.
+    pub cluster_configurations: Store<ClusterBitbucketConfiguration>,
+    /// ProjectBindings.
+    pub bindings: Store<ProjectBinding>,
+    /// RequiredReports.
+    pub reports: Store<RequiredReport>,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// The Kubernetes client.
+    pub kube: kube::Client,
+    /// Bitbucket clients by configuration.
+    pub clients: std::sync::Arc<Clients>,
+    /// Caches of the watched kinds.
+    pub stores: Stores,
+    /// Settings.
+    pub options: Options,
+    /// When each object is next due for a Bitbucket round.
+    pub memo: std::sync::Arc<Memo>,
+    /// Transient failures in a row, per object.
+    pub backoff: Backoff,
+    recorder: Recorder,
+}
+
+impl Context {
+    /// A context for the controllers.
+    pub fn new(
+        kube: kube::Client,
+        clients: std::sync::Arc<Clients>,
+        memo: std::sync::Arc<Memo>,
+        stores: Stores,
+        options: Options,
+    ) -> Self {
+        let reporter = Reporter { controller: MANAGER.into(), instance: options.instance.clone() };
+        let recorder = Recorder::new(kube.clone(), reporter);
+        Self { kube, clients, stores, options, memo, backoff: Backoff::default(), recorder }
+    }
+
+    /// Publishes an Event about `object`. A failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_owned(),
+            note: Some(note.into()),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(object = %object.name_any(), %error, "cannot publish an Event");
+        }
+    }
+}
+
+/// The key of an object in the bookkeeping.
+pub fn key_of<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!("{}/{}/{}", K::kind(&()), object.meta().namespace.as_deref().unwrap_or(""), object.name_any())
+}
+
+#[derive(Clone, Copy, Debug)]
+struct MemoEntry {
+    generation: Option<i64>,
+    due: Instant,
+    dirty: bool,
+}
+
+/// When each object next needs a round with Bitbucket. A reconcile triggered by the operator's
+/// own status write, or by a change of an object it only looks at, costs no Bitbucket request;
+/// a new generation, a changed dependency (marked dirty by a watch) or the resync interval does.
+#[derive(Default)]
+pub struct Memo {
+    entries: Mutex<HashMap<String, MemoEntry>>,
+}
+
+impl Memo {
+    /// Whether the object is due, and if not, how long until it is. Consumes a dirty mark.
+    pub fn due(&self, key: &str, generation: Option<i64>) -> Result<(), Duration> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(entry) = entries.get_mut(key) else { return Ok(()) };
+        let now = Instant::now();
+        if entry.dirty || entry.generation != generation || now >= entry.due {
+            entry.dirty = false;
+            return Ok(());
+        }
+        Err(entry.due - now)
+    }
+
+    /// Records a completed round; the next one is due after `interval`.
+    pub fn done(&self, key: &str, generation: Option<i64>, interval: Duration) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let dirty = entries.get(key).is_some_and(|e| e.dirty);
+        entries.insert(key.to_owned(), MemoEntry { generation, due: Instant::now() + interval, dirty });
+    }
+
+    /// Marks an object whose dependency changed.
+    pub fn mark_dirty(&self, key: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = entries.get_mut(key) {
+            entry.dirty = true;
+        }
+    }
+
+    /// Forgets an object, so that its next reconcile is a full round.
+    pub fn forget(&self, key: &str) {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+}
+
+/// Per-object exponential backoff with jitter for transient failures.
+#[derive(Default)]
+pub struct Backoff {
+    attempts: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    /// The delay before the next try after another failure: 1 s, 2 s, 4 s ... up to `max`,
+    /// each with up to 25 % jitter, and never shorter than what the server asked for.
+    pub fn next(&self, key: &str, retry_after: Option<Duration>, max: Duration) -> Duration {
+        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = attempts.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(1).saturating_mul(1 << (*n - 1).min(16)).min(max);
+        let jittered = base.mul_f64(1.0 + fastrand::f64() * 0.25).min(max);
+        retry_after.map_or(jittered, |wait| jittered.max(wait))
+    }
+
+    /// Clears an object's failures.
+    pub fn reset(&self, key: &str) {
+        self.attempts.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+}
+
+/// `interval` with up to ±10 % jitter, so resyncs of many objects spread out.
+pub fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.9 + fastrand::f64() * 0.2)
+}

@@ -1,0 +1,381 @@
+//! RequiredReport: the merge check on every repository of its binding. `Manage` makes each
+//! check match (reading first, writing only what differs); `Observe` reports drift and changes
+//! nothing. Deletion removes the checks unless `deletionPolicy: Orphan`.
+
+use std::{sync::Arc, time::Duration};
+
+use kube::{
+    Api, ResourceExt,
+    runtime::{controller::Action, finalizer, reflector::ObjectRef},
+};
+
+use crate::{
+    api::{
+        ProjectBinding, RequiredReport, RequiredReportStatus,
+        conditions::{READY, STALLED, find},
+        required_report::{CheckState, DeletionPolicy, ManagementPolicy, RepositoryCheck},
+    },
+    bitbucket::{ErrorClass, MANUAL_STEPS},
+    plan::{
+        merge_checks::{CheckChange, describe, desired_check, report_key},
+        reasons,
+        status::{Outcome, Phase},
+    },
+    sync::report::{ReportInput, apply, observe, remove},
+};
+
+use super::{
+    Error, FINALIZER,
+    binding::{Connected, connect},
+    context::{Context, jittered, key_of},
+    status,
+};
+
+/// Reconciles a RequiredReport.
+pub async fn reconcile(object: Arc<RequiredReport>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<RequiredReport> = Api::namespaced(ctx.kube.clone(), &namespace);
+    finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            finalizer::Event::Apply(object) => enforce(&ctx, &api, &object).await,
+            finalizer::Event::Cleanup(object) => withdraw(&ctx, &api, &object).await,
+        }
+    })
+    .await
+    .map_err(Error::from_finalizer)
+}
+
+fn binding_of(ctx: &Context, report: &RequiredReport) -> Option<Arc<ProjectBinding>> {
+    let reference = ObjectRef::new(&report.spec.binding_ref.name).within(&report.namespace().unwrap_or_default());
+    ctx.stores.bindings.get(&reference)
+}
+
+/// The binding's repositories, when its status describes its current spec.
+fn bound_slugs(binding: &ProjectBinding) -> Result<Vec<String>, Outcome> {
+    let status = binding.status.as_ref();
+    let ready = status.and_then(|s| find(&s.conditions, READY));
+    let current = status.and_then(|s| s.observed_generation) == binding.metadata.generation;
+    let name = binding.name_any();
+    match (status, ready) {
+        (Some(status), Some(ready)) if current && (ready.status == "True" || !status.repositories.is_empty()) => {
+            Ok(status.repositories.iter().map(|r| r.slug.clone()).collect())
+        }
+        (Some(status), Some(ready)) if current => {
+            let message = format!("ProjectBinding {name} is not ready ({}): {}", ready.reason, ready.message);
+            let stalled = find(&status.conditions, STALLED).is_some_and(|c| c.status == "True");
+            Err(if stalled {
+                Outcome::stalled(reasons::BINDING_NOT_READY, message)
+            } else {
+                Outcome::reconciling(reasons::BINDING_NOT_READY, message)
+            })
+        }
+        _ => Err(Outcome::reconciling(
+            reasons::BINDING_NOT_READY,
+            format!("waiting for ProjectBinding {name} to resolve its repositories"),
+        )),
+    }
+}
+
+async fn enforce(ctx: &Context, api: &Api<RequiredReport>, report: &RequiredReport) -> Result<Action, Error> {
+    let key = key_of(report);
+    let generation = report.metadata.generation;
+    if let Err(wait) = ctx.memo.due(&key, generation) {
+        return Ok(Action::requeue(wait));
+    }
+    let previous = report.status.clone().unwrap_or_default();
+    let mut status = RequiredReportStatus { observed_generation: generation, ..previous.clone() };
+    let Some(binding) = binding_of(ctx, report) else {
+        let outcome = Outcome::stalled(
+            reasons::BINDING_NOT_FOUND,
+            format!(
+                "ProjectBinding {} does not exist in this namespace; create it or fix spec.bindingRef",
+                report.spec.binding_ref.name
+            ),
+        );
+        return finish(ctx, api, report, status, &outcome, Duration::from_secs(600)).await;
+    };
+    let key_name = report_key(&report.spec, &binding.spec);
+    status.report_key = Some(key_name.clone());
+    let bound = match bound_slugs(&binding) {
+        Ok(slugs) => slugs,
+        Err(outcome) => {
+            return finish(ctx, api, report, status, &outcome, ctx.options.wait_delay.max(Duration::from_secs(60)))
+                .await;
+        }
+    };
+    let (client, interval) = match connect(ctx, &binding).await? {
+        Connected::Ready(client, interval) => (client, interval),
+        Connected::NotReady(outcome, wait) => return finish(ctx, api, report, status, &outcome, wait).await,
+    };
+
+    let observe_only = report.spec.management_policy == ManagementPolicy::Observe;
+    let desired = desired_check(&key_name, &report.spec);
+    let departed: Vec<String> =
+        previous.repositories.iter().map(|r| r.slug.clone()).filter(|s| !bound.contains(s)).collect();
+    let input = ReportInput {
+        project: &binding.spec.project_key,
+        bound: &bound,
+        departed: &departed,
+        desired: &desired,
+        remove_departed: !observe_only && report.spec.deletion_policy == DeletionPolicy::Delete,
+    };
+    let plans = match observe(&client, &input).await {
+        Ok(plans) => plans,
+        Err(error) => {
+            let mut outcome = Outcome::from_error(&error);
+            if error.class() == ErrorClass::Unsupported {
+                outcome = Outcome::stalled(
+                    reasons::UNSUPPORTED_SERVER,
+                    format!("{error}; until then, on each repository: {}", manual_steps(&desired)),
+                );
+            }
+            if outcome.phase == Phase::Reconciling {
+                write(ctx, api, report, status, &outcome).await?;
+                return Err(Error::Bitbucket(error));
+            }
+            return finish(ctx, api, report, status, &outcome, interval).await;
+        }
+    };
+
+    let outcomes = if observe_only { Vec::new() } else { apply(&client, input.project, &plans).await };
+    let was_in_sync =
+        |slug: &str| previous.repositories.iter().any(|r| r.slug == slug && r.state == CheckState::InSync);
+    let mut repositories = Vec::new();
+    let (mut created, mut corrected, mut adopted, mut drifted, mut removed) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut transient = None;
+    for plan in &plans {
+        let outcome = outcomes.iter().find(|o| o.slug == plan.slug);
+        if plan.observed.is_some() && !previous.repositories.iter().any(|r| r.slug == plan.slug) && !observe_only {
+            adopted.push(plan.slug.clone());
+        }
+        let error = plan.error.as_ref().or_else(|| outcome.and_then(|o| o.error.as_ref()));
+        if let Some(error) = error {
+            if error.is_transient() && transient.is_none() {
+                transient = Some(error.clone());
+            }
+            if plan.bound {
+                repositories.push(RepositoryCheck {
+                    slug: plan.slug.clone(),
+                    state: CheckState::Failed,
+                    message: Some(error.to_string()),
+                });
+            }
+            continue;
+        }
+        if !plan.bound {
+            if plan.change.is_some() && !observe_only {
+                removed.push(plan.slug.clone());
+            }
+            continue;
+        }
+        let state = match (&plan.change, observe_only) {
+            (None, _) => CheckState::InSync,
+            (Some(_), true) => CheckState::Drifted,
+            (Some(CheckChange::Create(_)), false) if was_in_sync(&plan.slug) => {
+                corrected.push(plan.slug.clone());
+                CheckState::InSync
+            }
+            (Some(CheckChange::Create(_)), false) => {
+                created.push(plan.slug.clone());
+                CheckState::InSync
+            }
+            (Some(_), false) => {
+                corrected.push(plan.slug.clone());
+                CheckState::InSync
+            }
+        };
+        let message = match (&plan.change, state) {
+            (Some(CheckChange::Create(_)), CheckState::Drifted) => Some("the required report is missing".to_owned()),
+            (Some(CheckChange::Update { from, .. }), CheckState::Drifted) => {
+                Some(format!("found {}, want {}", describe(from), describe(&desired)))
+            }
+            _ => None,
+        };
+        if state == CheckState::Drifted {
+            drifted.push(plan.slug.clone());
+        }
+        repositories.push(RepositoryCheck { slug: plan.slug.clone(), state, message });
+    }
+    repositories.sort_by(|a, b| a.slug.cmp(&b.slug));
+    announce(ctx, report, &key_name, &created, &corrected, &adopted, &drifted, &removed).await;
+
+    let total = repositories.len();
+    let in_sync = repositories.iter().filter(|r| r.state == CheckState::InSync).count();
+    status.repository_count = i32::try_from(total).unwrap_or(i32::MAX);
+    status.in_sync_count = i32::try_from(in_sync).unwrap_or(i32::MAX);
+    status.repositories = repositories;
+    let failed: Vec<&RepositoryCheck> = status.repositories.iter().filter(|r| r.state == CheckState::Failed).collect();
+    let outcome = if let Some(first) = failed.first() {
+        let message = format!(
+            "{} of {total} repositories failed; {}: {}",
+            failed.len(),
+            first.slug,
+            first.message.as_deref().unwrap_or_default()
+        );
+        if let Some(error) = transient {
+            write(ctx, api, report, status, &Outcome::reconciling(reasons::PARTIALLY_FAILED, message)).await?;
+            return Err(Error::Bitbucket(error));
+        }
+        let reason = plans
+            .iter()
+            .filter_map(|p| p.error.as_ref())
+            .chain(outcomes.iter().filter_map(|o| o.error.as_ref()))
+            .map(crate::plan::status::reason_for)
+            .next()
+            .filter(|_| failed.len() == total)
+            .unwrap_or(reasons::PARTIALLY_FAILED);
+        Outcome::stalled(reason, message)
+    } else if !drifted.is_empty() {
+        Outcome::stalled(
+            reasons::DRIFTED,
+            format!(
+                "{} of {total} repositories differ from the spec ({}); managementPolicy is Observe, so nothing was changed",
+                drifted.len(),
+                drifted.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    } else {
+        Outcome::ready(
+            reasons::IN_SYNC,
+            format!("{in_sync} of {total} repositories require {key_name} ({})", describe(&desired)),
+        )
+    };
+    finish(ctx, api, report, status, &outcome, interval).await
+}
+
+fn manual_steps(desired: &crate::bitbucket::MergeCheck) -> String {
+    format!("{MANUAL_STEPS} with report key {}, {}", desired.report_key, describe(desired))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn announce(
+    ctx: &Context,
+    report: &RequiredReport,
+    key: &str,
+    created: &[String],
+    corrected: &[String],
+    adopted: &[String],
+    drifted: &[String],
+    removed: &[String],
+) {
+    let list = |slugs: &[String]| {
+        let shown: Vec<&str> = slugs.iter().take(10).map(String::as_str).collect();
+        let more = slugs.len().saturating_sub(shown.len());
+        if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+    };
+    let created: Vec<String> = created.iter().filter(|s| !adopted.contains(s)).cloned().collect();
+    if !created.is_empty() {
+        ctx.event(report, false, "CheckCreated", "EnsureCheck", format!("required {key} on {}", list(&created))).await;
+    }
+    if !adopted.is_empty() {
+        ctx.event(
+            report,
+            false,
+            "CheckAdopted",
+            "EnsureCheck",
+            format!("took over the existing {key} check on {}", list(adopted)),
+        )
+        .await;
+    }
+    if !corrected.is_empty() {
+        ctx.event(report, true, "DriftCorrected", "EnsureCheck", format!("restored {key} on {}", list(corrected)))
+            .await;
+    }
+    if !drifted.is_empty() {
+        ctx.event(report, true, "DriftDetected", "ObserveCheck", format!("{key} differs on {}", list(drifted))).await;
+    }
+    if !removed.is_empty() {
+        ctx.event(
+            report,
+            false,
+            "CheckRemoved",
+            "EnsureCheck",
+            format!("removed {key} from {}, which left the binding", list(removed)),
+        )
+        .await;
+    }
+}
+
+async fn finish(
+    ctx: &Context,
+    api: &Api<RequiredReport>,
+    report: &RequiredReport,
+    status: RequiredReportStatus,
+    outcome: &Outcome,
+    interval: Duration,
+) -> Result<Action, Error> {
+    write(ctx, api, report, status, outcome).await?;
+    let key = key_of(report);
+    ctx.backoff.reset(&key);
+    let next = jittered(interval);
+    ctx.memo.done(&key, report.metadata.generation, next);
+    Ok(Action::requeue(next))
+}
+
+async fn write(
+    ctx: &Context,
+    api: &Api<RequiredReport>,
+    report: &RequiredReport,
+    mut status: RequiredReportStatus,
+    outcome: &Outcome,
+) -> Result<(), Error> {
+    let old = report.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    status.conditions = status::conditions_for(report, old, outcome);
+    let old_reason = find(old, READY).map(|c| c.reason.as_str());
+    if old_reason != Some(outcome.reason) && outcome.phase == Phase::Stalled {
+        ctx.event(report, true, outcome.reason, "EnsureCheck", &outcome.message).await;
+    }
+    status::apply(api, report, &status).await
+}
+
+async fn withdraw(ctx: &Context, api: &Api<RequiredReport>, report: &RequiredReport) -> Result<Action, Error> {
+    let status = report.status.clone().unwrap_or_default();
+    let keep = report.spec.deletion_policy == DeletionPolicy::Orphan
+        || report.spec.management_policy == ManagementPolicy::Observe;
+    let slugs: Vec<String> = status.repositories.iter().map(|r| r.slug.clone()).collect();
+    if keep || slugs.is_empty() {
+        ctx.memo.forget(&key_of(report));
+        return Ok(Action::await_change());
+    }
+    let Some(binding) = binding_of(ctx, report) else {
+        let message = format!(
+            "cannot remove the checks: ProjectBinding {} is gone; recreate it, or remove the finalizer {FINALIZER} to leave the checks in Bitbucket",
+            report.spec.binding_ref.name
+        );
+        write(ctx, api, report, status, &Outcome::stalled(reasons::BINDING_NOT_FOUND, message.clone())).await?;
+        return Err(Error::Waiting(message));
+    };
+    let client = match connect(ctx, &binding).await? {
+        Connected::Ready(client, _) => client,
+        Connected::NotReady(outcome, _) => {
+            let message = format!(
+                "cannot remove the checks: {}; fix that, or remove the finalizer {FINALIZER} to leave them",
+                outcome.message
+            );
+            write(ctx, api, report, status, &Outcome::stalled(outcome.reason, message.clone())).await?;
+            return Err(Error::Waiting(message));
+        }
+    };
+    let key = status.report_key.clone().unwrap_or_else(|| report_key(&report.spec, &binding.spec));
+    match remove(&client, &binding.spec.project_key, &slugs, &key).await {
+        Ok(count) => {
+            ctx.event(report, false, "CheckRemoved", "Delete", format!("removed {key} from {count} repositories"))
+                .await;
+            ctx.memo.forget(&key_of(report));
+            Ok(Action::await_change())
+        }
+        Err((slug, error)) if error.class() == ErrorClass::Unsupported => {
+            let message = format!(
+                "cannot remove {key} from {slug}: {error}; remove it by hand, then remove the finalizer {FINALIZER}"
+            );
+            write(ctx, api, report, status, &Outcome::stalled(reasons::UNSUPPORTED_SERVER, message.clone())).await?;
+            Err(Error::Waiting(message))
+        }
+        Err((slug, error)) => {
+            let outcome = Outcome::from_error(&error);
+            let message = format!("cannot remove {key} from {slug}: {}", outcome.message);
+            write(ctx, api, report, status, &Outcome { message: message.clone(), ..outcome }).await?;
+            Err(Error::Waiting(message))
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! What must change in Bitbucket: pure functions from the desired state (the resources' specs)
+//! and the observed state (what the client read) to actions and statuses. No I/O here; the
+//! controller and the CLI's `plan`/`apply` share this code, so they always agree.
+
+pub mod connection;
+pub mod merge_checks;
+pub mod reasons;
+pub mod selection;
+pub mod status;
+pub mod webhooks;

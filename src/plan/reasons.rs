@@ -1,0 +1,66 @@
+//! The reasons of the `Ready`, `Reconciling` and `Stalled` conditions, as CamelCase constants.
+//! The controller writes them and the CLI prints them; the troubleshooting guide lists each.
+
+// Progress.
+/// Work is in flight (`Reconciling=True`, `Ready=False`).
+pub const PROGRESSING: &str = "Progressing";
+/// Being deleted: the operator is removing what it created.
+pub const DELETING: &str = "Deleting";
+
+// Configurations.
+/// The connection check passed: the server runs, the credential works.
+pub const CONNECTED: &str = "Connected";
+/// A referenced Secret does not exist.
+pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+/// A referenced Secret lacks the credential label.
+pub const SECRET_NOT_LABELLED: &str = "SecretNotLabelled";
+/// A referenced Secret lacks the key.
+pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+/// A Secret value is empty, not text, or not a CA bundle.
+pub const INVALID_SECRET: &str = "InvalidSecret";
+/// Bitbucket rejected the credential; no further call is made with it until the Secret changes.
+pub const BAD_CREDENTIALS: &str = "BadCredentials";
+/// Bitbucket locked the account behind a CAPTCHA.
+pub const CAPTCHA_REQUIRED: &str = "CaptchaRequired";
+/// Basic authentication is turned off on the server.
+pub const BASIC_AUTH_DISABLED: &str = "BasicAuthDisabled";
+/// The server cannot be reached, times out, fails or is not running; retried with backoff.
+pub const UNREACHABLE: &str = "Unreachable";
+/// Bitbucket answered 429; retried after its `Retry-After`.
+pub const RATE_LIMITED: &str = "RateLimited";
+/// The server is not a Bitbucket this operator supports, or lacks an API it needs.
+pub const UNSUPPORTED_SERVER: &str = "UnsupportedServer";
+/// The client settings are invalid (for example the URL).
+pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
+/// Bindings still use the configuration, so its deletion waits for them.
+pub const IN_USE: &str = "InUse";
+
+// Bindings.
+/// Every bound repository is known and has its webhooks.
+pub const BOUND: &str = "Bound";
+/// The referenced configuration does not exist.
+pub const CONFIGURATION_NOT_FOUND: &str = "ConfigurationNotFound";
+/// The referenced configuration is not Ready.
+pub const CONFIGURATION_NOT_READY: &str = "ConfigurationNotReady";
+/// A ClusterBitbucketConfiguration does not allow this namespace.
+pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+/// The project does not exist or is invisible to the credential.
+pub const PROJECT_NOT_FOUND: &str = "ProjectNotFound";
+/// The repository does not exist or is invisible to the credential.
+pub const REPOSITORY_NOT_FOUND: &str = "RepositoryNotFound";
+/// The credential may not do what is needed.
+pub const PERMISSION_DENIED: &str = "PermissionDenied";
+/// Bitbucket refused a request as invalid or conflicting.
+pub const REJECTED: &str = "Rejected";
+
+// Required reports.
+/// Every bound repository has the required merge check.
+pub const IN_SYNC: &str = "InSync";
+/// `managementPolicy: Observe` and some repository differs from the spec.
+pub const DRIFTED: &str = "Drifted";
+/// The referenced binding does not exist.
+pub const BINDING_NOT_FOUND: &str = "BindingNotFound";
+/// The referenced binding is not Ready.
+pub const BINDING_NOT_READY: &str = "BindingNotReady";
+/// Some repositories failed; the message and per-repository status say which and why.
+pub const PARTIALLY_FAILED: &str = "PartiallyFailed";

@@ -1,0 +1,167 @@
+//! Conditions: from the outcome of a reconcile to `Ready`, `Reconciling` and `Stalled`, keeping
+//! `lastTransitionTime` unless a condition's status changes.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::{
+    api::conditions::{READY, RECONCILING, STALLED},
+    bitbucket::{Error, ErrorClass},
+};
+
+use super::reasons;
+
+/// Where a resource stands after a reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Bitbucket matches the spec.
+    Ready,
+    /// Work is in flight or is retried after a transient failure.
+    Reconciling,
+    /// Cannot progress without a change (to the spec, a Secret, or Bitbucket's permissions).
+    Stalled,
+}
+
+/// The outcome of a reconcile: a phase, a CamelCase reason and a message that says what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Where the resource stands.
+    pub phase: Phase,
+    /// CamelCase reason, one of [`reasons`].
+    pub reason: &'static str,
+    /// A short human message.
+    pub message: String,
+}
+
+impl Outcome {
+    /// Bitbucket matches the spec.
+    pub fn ready(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { phase: Phase::Ready, reason, message: message.into() }
+    }
+
+    /// Work in flight or retried.
+    pub fn reconciling(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { phase: Phase::Reconciling, reason, message: message.into() }
+    }
+
+    /// Needs a change to progress.
+    pub fn stalled(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { phase: Phase::Stalled, reason, message: message.into() }
+    }
+
+    /// The outcome of a failed Bitbucket call: transient failures are retried (`Reconciling`),
+    /// everything else needs a change (`Stalled`).
+    pub fn from_error(error: &Error) -> Self {
+        let reason = reason_for(error);
+        let message = error.to_string();
+        if error.is_transient() { Self::reconciling(reason, message) } else { Self::stalled(reason, message) }
+    }
+}
+
+/// The condition reason for a failed Bitbucket call.
+pub fn reason_for(error: &Error) -> &'static str {
+    match error {
+        Error::ProjectNotFound { .. } => reasons::PROJECT_NOT_FOUND,
+        Error::RepositoryNotFound { .. } | Error::NotFound { .. } => reasons::REPOSITORY_NOT_FOUND,
+        Error::BadCredentials { .. } => reasons::BAD_CREDENTIALS,
+        Error::CaptchaRequired => reasons::CAPTCHA_REQUIRED,
+        Error::BasicAuthDisabled => reasons::BASIC_AUTH_DISABLED,
+        Error::PermissionDenied { .. } => reasons::PERMISSION_DENIED,
+        Error::RateLimited { .. } => reasons::RATE_LIMITED,
+        Error::InvalidRequest { .. } | Error::Conflict { .. } => reasons::REJECTED,
+        Error::UnsupportedServer { .. } => reasons::UNSUPPORTED_SERVER,
+        Error::Configuration(_) => reasons::INVALID_CONFIGURATION,
+        Error::Server { .. }
+        | Error::NotRunning { .. }
+        | Error::Transport { .. }
+        | Error::UnexpectedResponse { .. } => reasons::UNREACHABLE,
+    }
+}
+
+/// Whether an error is about the credential (every call with it fails the same way).
+pub fn is_credential_error(error: &Error) -> bool {
+    error.class() == ErrorClass::Credentials
+}
+
+/// The three conditions for an outcome, observed at `generation`. A condition whose status does
+/// not change keeps its `lastTransitionTime`.
+pub fn conditions(previous: &[Condition], outcome: &Outcome, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    let (ready, reconciling, stalled) = match outcome.phase {
+        Phase::Ready => (true, false, false),
+        Phase::Reconciling => (false, true, false),
+        Phase::Stalled => (false, false, true),
+    };
+    [(READY, ready), (RECONCILING, reconciling), (STALLED, stalled)]
+        .into_iter()
+        .map(|(type_, on)| {
+            let status = if on { "True" } else { "False" };
+            let last_transition_time = previous
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            // Reconciling and Stalled carry the outcome's reason only while True (kstatus reads
+            // their status); Ready always explains itself.
+            let (reason, message) = if type_ == READY || on {
+                (outcome.reason.to_owned(), outcome.message.clone())
+            } else {
+                (if type_ == RECONCILING { "Idle" } else { "NotStalled" }.to_owned(), String::new())
+            };
+            Condition {
+                type_: type_.to_owned(),
+                status: status.to_owned(),
+                reason,
+                message: bounded(&message),
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// Condition messages are capped (the API allows 32768 bytes; people read one line).
+fn bounded(message: &str) -> String {
+    const MAX: usize = 1024;
+    if message.len() <= MAX {
+        return message.to_owned();
+    }
+    let mut end = MAX - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(seconds: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap_or_default())
+    }
+
+    #[test]
+    fn transition_times_move_only_when_a_status_changes() {
+        let first = conditions(&[], &Outcome::reconciling(reasons::PROGRESSING, "working"), Some(1), &time(100));
+        assert!(first.iter().all(|c| c.last_transition_time == time(100)));
+        let again = conditions(&first, &Outcome::reconciling(reasons::UNREACHABLE, "down"), Some(1), &time(200));
+        assert!(again.iter().all(|c| c.last_transition_time == time(100)), "{again:?}");
+        assert_eq!(again[0].reason, reasons::UNREACHABLE);
+        let ready = conditions(&again, &Outcome::ready(reasons::CONNECTED, "ok"), Some(2), &time(300));
+        let by_type = |t: &str| ready.iter().find(|c| c.type_ == t).cloned().unwrap_or_else(|| panic!("{t}"));
+        assert_eq!(by_type(READY).status, "True");
+        assert_eq!(by_type(READY).last_transition_time, time(300));
+        assert_eq!(by_type(RECONCILING).last_transition_time, time(300));
+        assert_eq!(by_type(STALLED).last_transition_time, time(100), "Stalled stayed False");
+        assert!(ready.iter().all(|c| c.observed_generation == Some(2)));
+    }
+
+    #[test]
+    fn errors_map_to_phases() {
+        let transient = Outcome::from_error(&Error::Server { status: 503 });
+        assert_eq!((transient.phase, transient.reason), (Phase::Reconciling, reasons::UNREACHABLE));
+        let denied = Outcome::from_error(&Error::PermissionDenied { action: "read PAY".into() });
+        assert_eq!((denied.phase, denied.reason), (Phase::Stalled, reasons::PERMISSION_DENIED));
+        let long = conditions(&[], &Outcome::stalled(reasons::REJECTED, "x".repeat(5000)), None, &time(1));
+        assert!(long[0].message.len() <= 1024);
+    }
+}
