@@ -23,7 +23,7 @@ use crate::{
         status::{Outcome, Phase},
         webhooks::{WebhookChange, desired_webhooks},
     },
-    sync::binding::{BindingInput, apply, managed_after, observe, remove},
+    sync::binding::{BindingInput, apply, managed_after, observe, remove, summarize},
 };
 
 use super::{
@@ -232,39 +232,12 @@ async fn bind(ctx: &Context, api: &Api<ProjectBinding>, binding: &ProjectBinding
     status.repository_count = i32::try_from(status.repositories.len()).unwrap_or(i32::MAX);
     status.managed_webhooks = managed_after(&input, &plan, &outcomes).into_iter().collect();
 
-    let failures: Vec<(&str, &crate::bitbucket::Error)> = plan
-        .repositories
-        .iter()
-        .filter_map(|r| r.error.as_ref().map(|e| (r.slug.as_str(), e)))
-        .chain(outcomes.iter().filter_map(|o| o.error.as_ref().map(|e| (o.slug.as_str(), e))))
-        .collect();
-    let count = status.repository_count;
-    let outcome = match failures.first() {
-        None => Outcome::ready(reasons::BOUND, bound_message(count, webhooks.len())),
-        Some((slug, error)) => {
-            let first = Outcome::from_error(error);
-            let message = format!(
-                "webhooks could not be brought in line on {} of {count} repositories; {slug}: {}",
-                failures.len(),
-                first.message
-            );
-            if first.phase == Phase::Reconciling {
-                write(ctx, api, binding, status, &Outcome::reconciling(first.reason, message)).await?;
-                return Err(Error::Bitbucket((*error).clone()));
-            }
-            Outcome::stalled(first.reason, message)
-        }
-    };
-    finish(ctx, api, binding, status, &outcome, interval).await
-}
-
-fn bound_message(count: i32, webhooks: usize) -> String {
-    let repositories = if count == 1 { "1 repository".to_owned() } else { format!("{count} repositories") };
-    match webhooks {
-        0 => format!("{repositories} bound"),
-        1 => format!("{repositories} bound, each with its webhook"),
-        n => format!("{repositories} bound, each with its {n} webhooks"),
+    let (outcome, transient) = summarize(&plan, &outcomes, webhooks.len());
+    if let Some(error) = transient {
+        write(ctx, api, binding, status, &outcome).await?;
+        return Err(Error::Bitbucket(error));
     }
+    finish(ctx, api, binding, status, &outcome, interval).await
 }
 
 async fn announce(ctx: &Context, binding: &ProjectBinding, outcomes: &[crate::sync::binding::RepositoryOutcome]) {

@@ -13,15 +13,15 @@ use crate::{
     api::{
         ProjectBinding, RequiredReport, RequiredReportStatus,
         conditions::{READY, STALLED, find},
-        required_report::{CheckState, DeletionPolicy, ManagementPolicy, RepositoryCheck},
+        required_report::{DeletionPolicy, ManagementPolicy},
     },
     bitbucket::{ErrorClass, MANUAL_STEPS},
     plan::{
-        merge_checks::{CheckChange, describe, desired_check, report_key},
+        merge_checks::{describe, desired_check, report_key},
         reasons,
         status::{Outcome, Phase},
     },
-    sync::report::{ReportInput, apply, observe, remove},
+    sync::report::{ReportInput, ReportSummary, apply, observe, remove, summarize},
 };
 
 use super::{
@@ -138,161 +138,39 @@ async fn enforce(ctx: &Context, api: &Api<RequiredReport>, report: &RequiredRepo
     };
 
     let outcomes = if observe_only { Vec::new() } else { apply(&client, input.project, &plans).await };
-    let was_in_sync =
-        |slug: &str| previous.repositories.iter().any(|r| r.slug == slug && r.state == CheckState::InSync);
-    let mut repositories = Vec::new();
-    let (mut created, mut corrected, mut adopted, mut drifted, mut removed) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut transient = None;
-    for plan in &plans {
-        let outcome = outcomes.iter().find(|o| o.slug == plan.slug);
-        if plan.observed.is_some() && !previous.repositories.iter().any(|r| r.slug == plan.slug) && !observe_only {
-            adopted.push(plan.slug.clone());
-        }
-        let error = plan.error.as_ref().or_else(|| outcome.and_then(|o| o.error.as_ref()));
-        if let Some(error) = error {
-            if error.is_transient() && transient.is_none() {
-                transient = Some(error.clone());
-            }
-            if plan.bound {
-                repositories.push(RepositoryCheck {
-                    slug: plan.slug.clone(),
-                    state: CheckState::Failed,
-                    message: Some(error.to_string()),
-                });
-            }
-            continue;
-        }
-        if !plan.bound {
-            if plan.change.is_some() && !observe_only {
-                removed.push(plan.slug.clone());
-            }
-            continue;
-        }
-        let state = match (&plan.change, observe_only) {
-            (None, _) => CheckState::InSync,
-            (Some(_), true) => CheckState::Drifted,
-            (Some(CheckChange::Create(_)), false) if was_in_sync(&plan.slug) => {
-                corrected.push(plan.slug.clone());
-                CheckState::InSync
-            }
-            (Some(CheckChange::Create(_)), false) => {
-                created.push(plan.slug.clone());
-                CheckState::InSync
-            }
-            (Some(_), false) => {
-                corrected.push(plan.slug.clone());
-                CheckState::InSync
-            }
-        };
-        let message = match (&plan.change, state) {
-            (Some(CheckChange::Create(_)), CheckState::Drifted) => Some("the required report is missing".to_owned()),
-            (Some(CheckChange::Update { from, .. }), CheckState::Drifted) => {
-                Some(format!("found {}, want {}", describe(from), describe(&desired)))
-            }
-            _ => None,
-        };
-        if state == CheckState::Drifted {
-            drifted.push(plan.slug.clone());
-        }
-        repositories.push(RepositoryCheck { slug: plan.slug.clone(), state, message });
+    let summary = summarize(&plans, &outcomes, &previous.repositories, observe_only, &desired);
+    announce(ctx, report, &key_name, &summary).await;
+    status.repository_count = summary.total;
+    status.in_sync_count = summary.in_sync;
+    status.repositories = summary.repositories;
+    if let Some(error) = summary.transient {
+        write(ctx, api, report, status, &summary.outcome).await?;
+        return Err(Error::Bitbucket(error));
     }
-    repositories.sort_by(|a, b| a.slug.cmp(&b.slug));
-    announce(ctx, report, &key_name, &created, &corrected, &adopted, &drifted, &removed).await;
-
-    let total = repositories.len();
-    let in_sync = repositories.iter().filter(|r| r.state == CheckState::InSync).count();
-    status.repository_count = i32::try_from(total).unwrap_or(i32::MAX);
-    status.in_sync_count = i32::try_from(in_sync).unwrap_or(i32::MAX);
-    status.repositories = repositories;
-    let failed: Vec<&RepositoryCheck> = status.repositories.iter().filter(|r| r.state == CheckState::Failed).collect();
-    let outcome = if let Some(first) = failed.first() {
-        let message = format!(
-            "{} of {total} repositories failed; {}: {}",
-            failed.len(),
-            first.slug,
-            first.message.as_deref().unwrap_or_default()
-        );
-        if let Some(error) = transient {
-            write(ctx, api, report, status, &Outcome::reconciling(reasons::PARTIALLY_FAILED, message)).await?;
-            return Err(Error::Bitbucket(error));
-        }
-        let reason = plans
-            .iter()
-            .filter_map(|p| p.error.as_ref())
-            .chain(outcomes.iter().filter_map(|o| o.error.as_ref()))
-            .map(crate::plan::status::reason_for)
-            .next()
-            .filter(|_| failed.len() == total)
-            .unwrap_or(reasons::PARTIALLY_FAILED);
-        Outcome::stalled(reason, message)
-    } else if !drifted.is_empty() {
-        Outcome::stalled(
-            reasons::DRIFTED,
-            format!(
-                "{} of {total} repositories differ from the spec ({}); managementPolicy is Observe, so nothing was changed",
-                drifted.len(),
-                drifted.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )
-    } else {
-        Outcome::ready(
-            reasons::IN_SYNC,
-            format!("{in_sync} of {total} repositories require {key_name} ({})", describe(&desired)),
-        )
-    };
-    finish(ctx, api, report, status, &outcome, interval).await
+    finish(ctx, api, report, status, &summary.outcome, interval).await
 }
 
 fn manual_steps(desired: &crate::bitbucket::MergeCheck) -> String {
     format!("{MANUAL_STEPS} with report key {}, {}", desired.report_key, describe(desired))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn announce(
-    ctx: &Context,
-    report: &RequiredReport,
-    key: &str,
-    created: &[String],
-    corrected: &[String],
-    adopted: &[String],
-    drifted: &[String],
-    removed: &[String],
-) {
+async fn announce(ctx: &Context, report: &RequiredReport, key: &str, summary: &ReportSummary) {
     let list = |slugs: &[String]| {
         let shown: Vec<&str> = slugs.iter().take(10).map(String::as_str).collect();
         let more = slugs.len().saturating_sub(shown.len());
         if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
     };
-    let created: Vec<String> = created.iter().filter(|s| !adopted.contains(s)).cloned().collect();
-    if !created.is_empty() {
-        ctx.event(report, false, "CheckCreated", "EnsureCheck", format!("required {key} on {}", list(&created))).await;
-    }
-    if !adopted.is_empty() {
-        ctx.event(
-            report,
-            false,
-            "CheckAdopted",
-            "EnsureCheck",
-            format!("took over the existing {key} check on {}", list(adopted)),
-        )
-        .await;
-    }
-    if !corrected.is_empty() {
-        ctx.event(report, true, "DriftCorrected", "EnsureCheck", format!("restored {key} on {}", list(corrected)))
-            .await;
-    }
-    if !drifted.is_empty() {
-        ctx.event(report, true, "DriftDetected", "ObserveCheck", format!("{key} differs on {}", list(drifted))).await;
-    }
-    if !removed.is_empty() {
-        ctx.event(
-            report,
-            false,
-            "CheckRemoved",
-            "EnsureCheck",
-            format!("removed {key} from {}, which left the binding", list(removed)),
-        )
-        .await;
+    let events: [(&[String], bool, &str, &str, String); 5] = [
+        (&summary.created, false, "CheckCreated", "EnsureCheck", format!("required {key} on")),
+        (&summary.adopted, false, "CheckAdopted", "EnsureCheck", format!("took over the existing {key} check on")),
+        (&summary.corrected, true, "DriftCorrected", "EnsureCheck", format!("restored {key} on")),
+        (&summary.drifted, true, "DriftDetected", "ObserveCheck", format!("{key} differs from the spec on")),
+        (&summary.removed, false, "CheckRemoved", "EnsureCheck", format!("removed {key} (they left the binding) from")),
+    ];
+    for (slugs, warning, reason, action, text) in events {
+        if !slugs.is_empty() {
+            ctx.event(report, warning, reason, action, format!("{text} {}", list(slugs))).await;
+        }
     }
 }
 

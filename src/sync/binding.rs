@@ -8,8 +8,8 @@ use crate::{
     api::ProjectBindingSpec,
     bitbucket::{Client, Error, Repository},
     plan::{
-        selection,
-        status::is_credential_error,
+        reasons, selection,
+        status::{Outcome, Phase, is_credential_error},
         webhooks::{DesiredWebhook, WebhookChange, plan_removal, plan_webhooks},
     },
 };
@@ -236,4 +236,42 @@ async fn remove_one(
         }
     }
     Ok(removed)
+}
+
+/// The outcome of a binding's round: `Bound` when every repository has its webhooks, else the
+/// first failure's reason with how many repositories failed. The error is returned too when it
+/// is transient (the round should be retried with backoff).
+pub fn summarize(plan: &BindingPlan, outcomes: &[RepositoryOutcome], webhooks: usize) -> (Outcome, Option<Error>) {
+    let failures: Vec<(&str, &Error)> = plan
+        .repositories
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| (r.slug.as_str(), e)))
+        .chain(outcomes.iter().filter_map(|o| o.error.as_ref().map(|e| (o.slug.as_str(), e))))
+        .collect();
+    let count = plan.bound().count();
+    match failures.first() {
+        None => (Outcome::ready(reasons::BOUND, bound_message(count, webhooks)), None),
+        Some((slug, error)) => {
+            let first = Outcome::from_error(error);
+            let message = format!(
+                "webhooks could not be brought in line on {} of {count} repositories; {slug}: {}",
+                failures.len(),
+                first.message
+            );
+            if first.phase == Phase::Reconciling {
+                (Outcome::reconciling(first.reason, message), Some((*error).clone()))
+            } else {
+                (Outcome::stalled(first.reason, message), None)
+            }
+        }
+    }
+}
+
+fn bound_message(count: usize, webhooks: usize) -> String {
+    let repositories = if count == 1 { "1 repository".to_owned() } else { format!("{count} repositories") };
+    match webhooks {
+        0 => format!("{repositories} bound"),
+        1 => format!("{repositories} bound, each with its webhook"),
+        n => format!("{repositories} bound, each with its {n} webhooks"),
+    }
 }

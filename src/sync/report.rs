@@ -3,10 +3,12 @@
 use futures::{StreamExt, stream};
 
 use crate::{
+    api::required_report::{CheckState, RepositoryCheck},
     bitbucket::{Client, Error, ErrorClass, MergeCheck},
     plan::{
-        merge_checks::{CheckChange, plan_check},
-        status::is_credential_error,
+        merge_checks::{CheckChange, describe, plan_check},
+        reasons,
+        status::{Outcome, is_credential_error, reason_for},
     },
 };
 
@@ -156,4 +158,142 @@ pub async fn remove(
         Some(failure) => Err(failure),
         None => Ok(outcomes.len()),
     }
+}
+
+/// What a round of a required report found and did, per repository and in total.
+#[derive(Clone, Debug)]
+pub struct ReportSummary {
+    /// Per bound repository: in sync, drifted (observe only) or failed, with a message.
+    pub repositories: Vec<RepositoryCheck>,
+    /// Repositories whose check was created.
+    pub created: Vec<String>,
+    /// Repositories whose check had drifted from an in-sync state and was restored.
+    pub corrected: Vec<String>,
+    /// Repositories whose existing check (made by someone else) the report took over.
+    pub adopted: Vec<String>,
+    /// Repositories that differ and were left alone (observe only).
+    pub drifted: Vec<String>,
+    /// Repositories that left the binding and lost the check.
+    pub removed: Vec<String>,
+    /// How many repositories are bound.
+    pub total: i32,
+    /// How many of them have the check as specified.
+    pub in_sync: i32,
+    /// The conditions' outcome.
+    pub outcome: Outcome,
+    /// A transient failure: the round should be retried with backoff.
+    pub transient: Option<Error>,
+}
+
+/// Sums up a round: per-repository states, what changed, and the outcome. `previous` is the
+/// per-repository status before the round (to tell adoption and drift correction apart).
+pub fn summarize(
+    plans: &[CheckPlan],
+    outcomes: &[CheckOutcome],
+    previous: &[RepositoryCheck],
+    observe_only: bool,
+    desired: &MergeCheck,
+) -> ReportSummary {
+    let was_in_sync = |slug: &str| previous.iter().any(|r| r.slug == slug && r.state == CheckState::InSync);
+    let mut summary = ReportSummary {
+        repositories: Vec::new(),
+        created: Vec::new(),
+        corrected: Vec::new(),
+        adopted: Vec::new(),
+        drifted: Vec::new(),
+        removed: Vec::new(),
+        total: 0,
+        in_sync: 0,
+        outcome: Outcome::ready(reasons::IN_SYNC, String::new()),
+        transient: None,
+    };
+    let mut first_reason = None;
+    for plan in plans {
+        let outcome = outcomes.iter().find(|o| o.slug == plan.slug);
+        let error = plan.error.as_ref().or_else(|| outcome.and_then(|o| o.error.as_ref()));
+        if let Some(error) = error {
+            if error.is_transient() && summary.transient.is_none() {
+                summary.transient = Some(error.clone());
+            }
+            first_reason.get_or_insert(reason_for(error));
+            if plan.bound {
+                let message = Some(error.to_string());
+                summary.repositories.push(RepositoryCheck {
+                    slug: plan.slug.clone(),
+                    state: CheckState::Failed,
+                    message,
+                });
+            }
+            continue;
+        }
+        if !plan.bound {
+            if plan.change.is_some() && !observe_only {
+                summary.removed.push(plan.slug.clone());
+            }
+            continue;
+        }
+        if plan.observed.is_some() && !observe_only && !previous.iter().any(|r| r.slug == plan.slug) {
+            summary.adopted.push(plan.slug.clone());
+        }
+        let state = match (&plan.change, observe_only) {
+            (None, _) => CheckState::InSync,
+            (Some(_), true) => CheckState::Drifted,
+            (Some(CheckChange::Create(_)), false) if !was_in_sync(&plan.slug) => {
+                summary.created.push(plan.slug.clone());
+                CheckState::InSync
+            }
+            (Some(_), false) => {
+                summary.corrected.push(plan.slug.clone());
+                CheckState::InSync
+            }
+        };
+        let message = match (&plan.change, state) {
+            (Some(CheckChange::Create(_)), CheckState::Drifted) => Some("the required report is missing".to_owned()),
+            (Some(CheckChange::Update { from, .. }), CheckState::Drifted) => {
+                Some(format!("found {}, want {}", describe(from), describe(desired)))
+            }
+            _ => None,
+        };
+        if state == CheckState::Drifted {
+            summary.drifted.push(plan.slug.clone());
+        }
+        summary.repositories.push(RepositoryCheck { slug: plan.slug.clone(), state, message });
+    }
+    summary.repositories.sort_by(|a, b| a.slug.cmp(&b.slug));
+    let total = summary.repositories.len();
+    let in_sync = summary.repositories.iter().filter(|r| r.state == CheckState::InSync).count();
+    summary.total = i32::try_from(total).unwrap_or(i32::MAX);
+    summary.in_sync = i32::try_from(in_sync).unwrap_or(i32::MAX);
+    let failed: Vec<&RepositoryCheck> = summary.repositories.iter().filter(|r| r.state == CheckState::Failed).collect();
+    summary.outcome = if let Some(first) = failed.first() {
+        let message = format!(
+            "{} of {total} repositories failed; {}: {}",
+            failed.len(),
+            first.slug,
+            first.message.as_deref().unwrap_or_default()
+        );
+        if summary.transient.is_some() {
+            Outcome::reconciling(reasons::PARTIALLY_FAILED, message)
+        } else if failed.len() == total {
+            Outcome::stalled(first_reason.unwrap_or(reasons::PARTIALLY_FAILED), message)
+        } else {
+            Outcome::stalled(reasons::PARTIALLY_FAILED, message)
+        }
+    } else if !summary.drifted.is_empty() {
+        let shown: Vec<&str> = summary.drifted.iter().take(5).map(String::as_str).collect();
+        Outcome::stalled(
+            reasons::DRIFTED,
+            format!(
+                "{} of {total} repositories differ from the spec ({}); managementPolicy is Observe, so nothing was changed",
+                summary.drifted.len(),
+                shown.join(", ")
+            ),
+        )
+    } else {
+        Outcome::ready(
+            reasons::IN_SYNC,
+            format!("{in_sync} of {total} repositories require {} ({})", desired.report_key, describe(desired)),
+        )
+    };
+    summary
 }
