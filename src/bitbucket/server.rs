@@ -114,6 +114,10 @@ impl Client {
     /// (Bitbucket serves unknown tokens as anonymous, so a 200 alone proves nothing), it may read,
     /// and which features the server has. On success, later 401s count as permission problems.
     pub async fn verify_connection(&self) -> Result<ServerIdentity, Error> {
+        // A rejected credential stays rejected: the check costs no request at all.
+        if let Some(rejected) = self.rejected() {
+            return Err(rejected);
+        }
         let state = self.status().await?;
         if state != "RUNNING" {
             let state = super::error::identifier(Some(&state)).unwrap_or_else(|| "unreadable".into());

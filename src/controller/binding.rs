@@ -72,13 +72,14 @@ pub enum Connected {
 pub async fn connect(ctx: &Context, binding: &ProjectBinding) -> Result<Connected, Error> {
     let key = configuration_key(binding);
     let namespace = binding.namespace().unwrap_or_default();
-    let (spec, status, generation) = match key.kind {
+    let (spec, status, generation, deleting) = match key.kind {
         ConfigurationKind::BitbucketConfiguration => {
             let reference = ObjectRef::new(&key.name).within(&namespace);
             let Some(configuration) = ctx.stores.configurations.get(&reference) else {
                 return Ok(not_found(&key));
             };
-            (configuration.spec.clone(), configuration.status.clone(), configuration.metadata.generation)
+            let deleting = configuration.metadata.deletion_timestamp.is_some();
+            (configuration.spec.clone(), configuration.status.clone(), configuration.metadata.generation, deleting)
         }
         ConfigurationKind::ClusterBitbucketConfiguration => {
             let Some(configuration) = ctx.stores.cluster_configurations.get(&ObjectRef::new(&key.name)) else {
@@ -98,13 +99,22 @@ pub async fn connect(ctx: &Context, binding: &ProjectBinding) -> Result<Connecte
                 );
                 return Ok(Connected::NotReady(outcome, Duration::from_secs(600)));
             }
-            (configuration.spec.connection.clone(), configuration.status.clone(), configuration.metadata.generation)
+            let deleting = configuration.metadata.deletion_timestamp.is_some();
+            (
+                configuration.spec.connection.clone(),
+                configuration.status.clone(),
+                configuration.metadata.generation,
+                deleting,
+            )
         }
     };
     let interval = resync_interval(ctx, &spec);
     let ready = status.as_ref().and_then(|s| find(&s.conditions, READY));
     let checked = status.as_ref().and_then(|s| s.observed_generation) == generation;
     match (ready, checked) {
+        // A configuration being deleted waits for its users (it shows InUse); they keep its last
+        // proven client to clean up with.
+        _ if deleting => {}
         (Some(ready), true) if ready.status == "True" => {}
         (Some(ready), true) => {
             let stalled = status
@@ -290,6 +300,7 @@ async fn write(
     outcome: &Outcome,
 ) -> Result<(), Error> {
     let old = binding.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    status.observed_generation = binding.metadata.generation;
     status.conditions = status::conditions_for(binding, old, outcome);
     let old_reason = find(old, READY).map(|c| c.reason.as_str());
     if old_reason != Some(outcome.reason) && outcome.phase != Phase::Reconciling {

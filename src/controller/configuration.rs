@@ -48,7 +48,8 @@ pub async fn reconcile_namespaced(object: Arc<BitbucketConfiguration>, ctx: Arc<
             }
             finalizer::Event::Cleanup(object) => {
                 let status = object.status.clone();
-                cleanup(&ctx, &api, object.as_ref(), status.as_ref(), &key).await
+                let spec = object.spec.clone();
+                cleanup(&ctx, &api, object.as_ref(), status.as_ref(), &key, &spec, &namespace).await
             }
         }
     })
@@ -74,7 +75,8 @@ pub async fn reconcile_cluster(object: Arc<ClusterBitbucketConfiguration>, ctx: 
             }
             finalizer::Event::Cleanup(object) => {
                 let status = object.status.clone();
-                cleanup(&ctx, &api, object.as_ref(), status.as_ref(), &key).await
+                let spec = object.spec.connection.clone();
+                cleanup(&ctx, &api, object.as_ref(), status.as_ref(), &key, &spec, &namespace).await
             }
         }
     })
@@ -107,15 +109,8 @@ where
         return Ok(Action::requeue(wait));
     }
 
-    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), secrets_namespace);
-    let mut found = BTreeMap::new();
-    for name in referenced_secrets(spec) {
-        if let Some(secret) = secrets.get_opt(&name).await? {
-            found.insert(name, SecretData::from_secret(&secret));
-        }
-    }
     let mut status = ConfigurationStatus { observed_generation: generation, ..Default::default() };
-    let config = match client_config(spec, secrets_namespace, |name| found.get(name).cloned()) {
+    let config = match settings(ctx, spec, secrets_namespace).await? {
         Ok(config) => config,
         Err(error) => {
             ctx.clients.forget(key);
@@ -203,6 +198,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
     let old = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    status.observed_generation = object.meta().generation;
     status.conditions = status::conditions_for(object, old, outcome);
     let old_reason = crate::api::conditions::find(old, crate::api::conditions::READY).map(|c| c.reason.clone());
     if old_reason.as_deref() != Some(outcome.reason) {
@@ -212,12 +208,30 @@ where
     status::apply(api, object, &status).await
 }
 
+/// The client settings from the spec and the Secrets it names.
+async fn settings(
+    ctx: &Context,
+    spec: &BitbucketConfigurationSpec,
+    secrets_namespace: &str,
+) -> Result<Result<crate::bitbucket::ClientConfig, crate::plan::connection::ConnectionError>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), secrets_namespace);
+    let mut found = BTreeMap::new();
+    for name in referenced_secrets(spec) {
+        if let Some(secret) = secrets.get_opt(&name).await? {
+            found.insert(name, SecretData::from_secret(&secret));
+        }
+    }
+    Ok(client_config(spec, secrets_namespace, |name| found.get(name).cloned()))
+}
+
 async fn cleanup<K>(
     ctx: &Context,
     api: &Api<K>,
     object: &K,
     previous: Option<&ConfigurationStatus>,
     key: &ConfigurationKey,
+    spec: &BitbucketConfigurationSpec,
+    secrets_namespace: &str,
 ) -> Result<Action, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
@@ -235,6 +249,12 @@ where
             "still used by ProjectBinding {}; delete those first (their webhooks and checks need this configuration to be removed)",
             users.join(", ")
         );
+        // Its users clean up with its client: after a restart, there is none until checked.
+        if !ctx.clients.current(key).await.is_some_and(|c| c.is_ready())
+            && let Ok(config) = settings(ctx, spec, secrets_namespace).await?
+        {
+            let _ = ctx.clients.check(key, config, Duration::ZERO).await;
+        }
         let status = previous.cloned().unwrap_or_default();
         write(ctx, api, object, previous, status, &Outcome::reconciling(reasons::IN_USE, message.clone())).await?;
         return Err(Error::Waiting(message));

@@ -38,6 +38,8 @@ pub struct Options {
     pub max_backoff: Duration,
     /// A cap on every configuration's `resyncInterval` (for faster drift detection cluster-wide).
     pub max_resync: Option<Duration>,
+    /// How long reconciles in flight may run on after shutdown was asked for.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             wait_delay: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
             max_resync: None,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -152,6 +152,7 @@ pub async fn run(
         mappers::binding_to_reports(&stores, &memo),
     );
 
+    let ctx_grace = options.shutdown_grace;
     let ctx = Arc::new(Context::new(kube, clients, memo, stores, options));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -176,9 +177,20 @@ pub async fn run(
             .run(report::reconcile, error_policy, ctx)
             .for_each(|result| log_failure("RequiredReport", result)),
     );
+    let grace = ctx_grace;
+    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
+        let _ = signalled.send(true);
     });
-    controllers.await;
+    // Reconciles in flight get `shutdown_grace` to finish; a round cut short is safe to repeat
+    // (webhooks are matched by name, checks by key), so nothing is created twice later.
+    tokio::select! {
+        _ = controllers => {}
+        () = async {
+            let _ = on_signal.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "reconciles still running after the shutdown grace period were cut short"),
+    }
 }

@@ -198,6 +198,7 @@ async fn write(
     outcome: &Outcome,
 ) -> Result<(), Error> {
     let old = report.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    status.observed_generation = report.metadata.generation;
     status.conditions = status::conditions_for(report, old, outcome);
     let old_reason = find(old, READY).map(|c| c.reason.as_str());
     if old_reason != Some(outcome.reason) && outcome.phase == Phase::Stalled {

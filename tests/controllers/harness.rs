@@ -65,6 +65,7 @@ impl Env {
             wait_delay: Duration::from_millis(200),
             max_backoff: Duration::from_secs(2),
             max_resync: None,
+            shutdown_grace: Duration::from_secs(2),
         };
         Self { fake, sim, operator: None, options }
     }
@@ -86,6 +87,14 @@ impl Env {
             if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
                 panic!("the operator did not stop within 10 s");
             }
+        }
+    }
+
+    /// Stops the operator at once, as a crash would: in-flight work is dropped.
+    pub async fn kill_operator(&mut self) {
+        if let Some((_, task)) = self.operator.take() {
+            task.abort();
+            let _ = task.await;
         }
     }
 
@@ -134,6 +143,61 @@ impl Env {
                 && o["status"]["observedGeneration"] == o["metadata"]["generation"]
         })
         .await
+    }
+
+    /// Waits until `check` holds, polling.
+    pub async fn eventually(&self, what: &str, check: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        while !check() {
+            if tokio::time::Instant::now() > deadline {
+                panic!("{what} did not happen within {CONVERGE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A typed API on the fake server, in namespace team-a.
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        kube::Api::namespaced(self.fake.client(), "team-a")
+    }
+
+    /// Merge-patches an object in team-a.
+    pub async fn patch<K>(&self, name: &str, patch: Value)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>()
+            .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patch {name}: {e}"));
+    }
+
+    /// Deletes an object in team-a.
+    pub async fn delete<K>(&self, name: &str)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>().delete(name, &Default::default()).await.unwrap_or_else(|e| panic!("delete {name}: {e}"));
+    }
+
+    /// Waits until an object is gone.
+    pub async fn wait_gone(&self, resource: &str, name: &str) {
+        self.eventually(&format!("{resource} {name} deleted"), || self.fake.object(resource, "team-a", name).is_none())
+            .await;
+    }
+
+    /// The requests the simulator served, in order.
+    pub fn log(&self) -> Vec<bitbucket_operator::simulator::RequestRecord> {
+        self.sim.simulator().requests()
     }
 
     /// The reasons of the Events about an object.
