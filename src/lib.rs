@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bitbucket;
+pub mod cli;
 pub mod controller;
 pub mod plan;
 pub mod simulator;

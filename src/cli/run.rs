@@ -1,0 +1,81 @@
+//! `bitbucket-operator run`: the controllers against the cluster of the current kubeconfig or
+//! in-cluster service account, until SIGTERM or Ctrl-C.
+
+use std::time::Duration;
+
+use crate::controller::{self, Options};
+
+/// Settings of `run`.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    /// The operator's namespace (where ClusterBitbucketConfiguration Secrets live).
+    pub operator_namespace: String,
+    /// The instance name on Events (the pod name).
+    pub instance: Option<String>,
+    /// A cap on every configuration's resync interval.
+    pub max_resync: Option<Duration>,
+}
+
+/// Runs the controllers until a termination signal.
+pub async fn run(settings: RunSettings) -> Result<(), String> {
+    let kube = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach the Kubernetes API (in-cluster or kubeconfig): {e}"))?;
+    let options = Options {
+        operator_namespace: settings.operator_namespace,
+        instance: settings.instance,
+        max_resync: settings.max_resync,
+        ..Options::default()
+    };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = %options.operator_namespace, "starting the controllers");
+    controller::run(kube, options, termination()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the operator");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Logging for long-running commands: `RUST_LOG` filters (default `info`), text or JSON lines on
+/// standard error.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if json { builder.json().try_init() } else { builder.try_init() };
+    if let Err(error) = result {
+        eprintln!("logging is already set up: {error}");
+    }
+}
+
+/// Parses a duration such as `30s`, `10m` or `1h30m` (the format of the CRDs' durations).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed: kube::core::Duration =
+        text.parse().map_err(|_| format!("{text:?} is not a duration such as 30s, 10m or 1h30m"))?;
+    let duration = Duration::from(parsed);
+    if duration < Duration::from_secs(1) {
+        return Err(format!("{text:?} is shorter than 1s"));
+    }
+    Ok(duration)
+}
