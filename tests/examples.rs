@@ -13,11 +13,15 @@ struct Example {
     object: Value,
 }
 
+/// The seed of the Bitbucket simulator lives beside the manifests but is not one.
+const SIMULATOR_SEED: &str = "simulator-seed.yaml";
+
 fn examples() -> Vec<Example> {
     let files = support::yaml_files(&support::repo_path("examples"));
     assert!(!files.is_empty(), "examples/ has no YAML files");
     files
         .iter()
+        .filter(|path| path.file_name().is_none_or(|name| name != SIMULATOR_SEED))
         .flat_map(|path| {
             let file = path.file_name().expect("file name").to_string_lossy().into_owned();
             support::yaml_documents(path).into_iter().map(move |object| Example { file: file.clone(), object })
@@ -168,5 +172,18 @@ fn examples_deserialize_into_the_rust_types() {
             other => panic!("{file}: no Rust type for {other}"),
         };
         result.unwrap_or_else(|e| panic!("{file}: {} does not deserialize: {e}", support::describe(&object)));
+    }
+}
+
+#[test]
+fn the_simulator_seed_loads_and_serves_what_the_examples_bind() {
+    let text = std::fs::read_to_string(support::repo_path("examples").join(SIMULATOR_SEED)).expect("the seed");
+    let seed = bitbucket_operator::simulator::Seed::from_yaml(&text).expect("the seed parses");
+    let simulator = bitbucket_operator::simulator::Simulator::new(seed).expect("the seed is consistent");
+    for example in examples() {
+        let Some(project) = str_at(&example.object, "/spec/projectKey") else { continue };
+        if let Some(slug) = str_at(&example.object, "/spec/repositorySlug") {
+            assert!(simulator.webhooks(project, slug).is_ok(), "{}: the seed has no {project}/{slug}", example.file);
+        }
     }
 }

@@ -198,7 +198,11 @@ impl RunReport {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         for resource in &self.resources {
-            let mark = if resource.failed() { "✗" } else { "✓" };
+            let mark = match (resource.failed(), resource.outcome.phase) {
+                (true, _) => "✗",
+                (false, Phase::Ready) => "✓",
+                (false, _) => "!",
+            };
             out.push_str(&format!("{}\n", resource.id));
             for fact in &resource.facts {
                 out.push_str(&format!("    {fact}\n"));
@@ -210,7 +214,7 @@ impl RunReport {
                     current = Some(&change.repository);
                 }
                 let verb = match (self.mode, change.action) {
-                    (_, Action::Drift) => "differs (Observe: left alone)",
+                    (_, Action::Drift) => "left alone (managementPolicy: Observe)",
                     (Mode::Plan, _) => "",
                     (Mode::Apply, Action::Create) => "created",
                     (Mode::Apply, Action::Update) => "updated",
@@ -544,6 +548,9 @@ async fn run_report(
             continue;
         }
         let (action, detail) = match change {
+            CheckChange::Create(check) if observe_only => {
+                (Action::Create, format!("missing; want {}", describe(check)))
+            }
             CheckChange::Create(check) => (Action::Create, describe(check)),
             CheckChange::Update { from, to, .. } => (Action::Update, format!("{} -> {}", describe(from), describe(to))),
             CheckChange::Delete { .. } => (Action::Delete, String::new()),

@@ -1,0 +1,175 @@
+//! `demo`: the operator's round on the embedded simulator, from the examples, in seconds and
+//! without a cluster: plan, apply, a table of what became Ready, then a change behind the
+//! operator's back that `plan` sees and `apply` repairs.
+
+use std::path::Path;
+
+use crate::{
+    cli::{
+        manifests::{LoadOptions, Manifests},
+        plan::{Mode, Progress, RunReport, run},
+        simulator::{DEFAULT_SEED, start},
+    },
+    plan::status::Phase,
+    simulator::{RunningSimulator, Seed},
+};
+
+/// The examples, as shipped (file name, content).
+const EXAMPLES: &[(&str, &str)] = &[
+    ("secret-token.yaml", include_str!("../../examples/secret-token.yaml")),
+    ("secret-webhook.yaml", include_str!("../../examples/secret-webhook.yaml")),
+    ("configuration.yaml", include_str!("../../examples/configuration.yaml")),
+    ("cluster-configuration.yaml", include_str!("../../examples/cluster-configuration.yaml")),
+    ("binding-single-repository.yaml", include_str!("../../examples/binding-single-repository.yaml")),
+    ("binding-selection.yaml", include_str!("../../examples/binding-selection.yaml")),
+    ("binding-monorepo.yaml", include_str!("../../examples/binding-monorepo.yaml")),
+    ("required-report-sonarqube.yaml", include_str!("../../examples/required-report-sonarqube.yaml")),
+    ("required-report-observe.yaml", include_str!("../../examples/required-report-observe.yaml")),
+];
+
+/// The namespace the demo puts the examples in (also the operator's, for the cluster-scoped
+/// configuration's Secret).
+const NAMESPACE: &str = "demo";
+
+/// The examples as manifests, pointed at `url`.
+pub fn examples(url: &str) -> Result<Manifests, String> {
+    let options = LoadOptions { default_namespace: NAMESPACE.into(), operator_namespace: NAMESPACE.into() };
+    let mut manifests = Manifests { operator_namespace: NAMESPACE.into(), ..Default::default() };
+    let mut problems = Vec::new();
+    for (name, text) in EXAMPLES {
+        manifests.add_text(text, &Path::new("examples").join(name), &options, &mut problems);
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    manifests.point_at(url);
+    // The simulator has no rate limit of its own; the demo need not wait for one.
+    for item in &mut manifests.configurations {
+        item.object.spec.rate_limit.requests_per_second = 200;
+        item.object.spec.rate_limit.burst = 200;
+    }
+    Ok(manifests)
+}
+
+/// Runs the demo, writing to `out`. Returns whether everything converged.
+pub async fn demo(out: &mut dyn std::io::Write) -> Result<bool, String> {
+    let seed = Seed::from_yaml(DEFAULT_SEED).map_err(|e| format!("the built-in seed: {e}"))?;
+    let simulator = start(seed, "127.0.0.1:0".parse().map_err(|_| "loopback address".to_owned())?, false).await?;
+    let result = steps(&simulator, out).await;
+    simulator.shutdown().await;
+    result
+}
+
+async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Result<bool, String> {
+    let url = simulator.base_url();
+    let manifests = examples(&url)?;
+    let targets = manifests.targets();
+    let total = targets.configurations.len() + targets.bindings.len() + targets.reports.len();
+    let write = |out: &mut dyn std::io::Write, text: &str| out.write_all(text.as_bytes()).map_err(|e| e.to_string());
+
+    write(
+        out,
+        &format!(
+            "A Bitbucket simulator runs at {url}, seeded from examples/simulator-seed.yaml.\n\
+         The {} resources of examples/ are read as the cluster would store them.\n\n== 1. plan: what the operator would change ==\n",
+            total
+        ),
+    )?;
+    let plan = run(&targets, Mode::Plan, &mut Progress::new(total, true)).await;
+    write(out, &plan.render_text())?;
+
+    write(out, "\n== 2. apply: the operator's round, once ==\n")?;
+    let applied = run(&targets, Mode::Apply, &mut Progress::new(total, true)).await;
+    write(out, &applied.render_text())?;
+    write(out, &format!("\n{}\n", table(&applied)))?;
+    write(out, &format!("== What now exists in Bitbucket ==\n{}\n", inventory(simulator)))?;
+
+    write(out, "== 3. Someone changes Bitbucket behind the operator's back ==\n")?;
+    let sim = simulator.simulator();
+    sim.delete_merge_check("PAY", "payments-api", "com.sonarsource.sonarqube").map_err(|e| e.to_string())?;
+    let hooks = sim.webhooks("PLAT", "api-gateway").map_err(|e| e.to_string())?;
+    for hook in hooks.iter().filter(|h| h["name"] == "ci-build") {
+        if let Some(id) = hook["id"].as_i64() {
+            sim.delete_webhook("PLAT", "api-gateway", id).map_err(|e| e.to_string())?;
+        }
+    }
+    write(
+        out,
+        "    removed the SonarQube required report of PAY/payments-api\n    deleted the ci-build webhook of PLAT/api-gateway\n\n",
+    )?;
+
+    write(out, "== 4. plan sees the drift ==\n")?;
+    let drift = run(&targets, Mode::Plan, &mut Progress::new(total, true)).await;
+    write(out, &drift.render_text())?;
+    write(out, "\n== 5. apply repairs it ==\n")?;
+    let repaired = run(&targets, Mode::Apply, &mut Progress::new(total, true)).await;
+    write(out, &repaired.render_text())?;
+    let after = run(&targets, Mode::Plan, &mut Progress::new(total, true)).await;
+    let converged = after.exit_code() == 0 && repaired.exit_code() == 0;
+    write(
+        out,
+        &format!(
+            "\n== 6. plan again: {} ==\n",
+            if converged { "nothing left to change" } else { "something is still off (see above)" }
+        ),
+    )?;
+    write(out, &format!("{}\n", table(&repaired)))?;
+    write(
+        out,
+        "Try it by hand: `bitbucket-operator simulator` in one terminal, then `bitbucket-operator plan -f examples/ --url http://127.0.0.1:7990` in another.\n",
+    )?;
+    Ok(converged)
+}
+
+/// A table of resources with Ready and reason, like `kubectl get bitbucket`.
+pub fn table(report: &RunReport) -> String {
+    let rows: Vec<[String; 4]> = report
+        .resources
+        .iter()
+        .map(|r| {
+            let ready = if r.outcome.phase == Phase::Ready { "True" } else { "False" };
+            [r.id.to_string(), ready.to_owned(), r.outcome.reason.to_owned(), r.outcome.message.clone()]
+        })
+        .collect();
+    let width = |i: usize, title: &str| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(title.len());
+    let (w0, w1, w2) = (width(0, "RESOURCE"), width(1, "READY"), width(2, "REASON"));
+    let mut text = format!("{:<w0$}  {:<w1$}  {:<w2$}  MESSAGE\n", "RESOURCE", "READY", "REASON");
+    for row in rows {
+        text.push_str(&format!("{:<w0$}  {:<w1$}  {:<w2$}  {}\n", row[0], row[1], row[2], row[3]));
+    }
+    text
+}
+
+/// Webhooks and required reports per repository, as the simulator holds them.
+fn inventory(simulator: &RunningSimulator) -> String {
+    let state = simulator.simulator().state_json();
+    let mut text = String::new();
+    for project in state["projects"].as_array().into_iter().flatten() {
+        let key = project["key"].as_str().unwrap_or_default();
+        for repository in project["repositories"].as_array().into_iter().flatten() {
+            let slug = repository["slug"].as_str().unwrap_or_default();
+            let hooks = simulator.simulator().webhooks(key, slug).unwrap_or_default();
+            let names: Vec<&str> = hooks.iter().filter_map(|h| h["name"].as_str()).collect();
+            let checks: Vec<String> = repository["mergeChecks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let must = if c["mustPass"] == true { "must pass" } else { "must exist" };
+                    format!("{} ({must})", c["reportKey"].as_str().unwrap_or_default())
+                })
+                .collect();
+            if names.is_empty() && checks.is_empty() {
+                continue;
+            }
+            text.push_str(&format!("  {key}/{slug}\n"));
+            if !names.is_empty() {
+                text.push_str(&format!("      webhooks: {}\n", names.join(", ")));
+            }
+            if !checks.is_empty() {
+                text.push_str(&format!("      required reports: {}\n", checks.join(", ")));
+            }
+        }
+    }
+    if text.is_empty() { "  (nothing)\n".into() } else { text }
+}
