@@ -281,3 +281,59 @@ async fn the_demo_runs_the_examples_to_convergence_and_prints_its_table() {
     assert!(out.contains("plan sees the drift") && out.contains("nothing left to change"), "{out}");
     assert!(started.elapsed() < Duration::from_secs(60), "the demo took {:?}", started.elapsed());
 }
+
+#[test]
+fn the_examples_load_and_every_reference_resolves() {
+    use bitbucket_operator::cli::manifests::{LoadOptions, load};
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let options = LoadOptions { default_namespace: "payments".into(), operator_namespace: "payments".into() };
+    let manifests = load(&[examples], &options).unwrap_or_else(|e| panic!("{e}"));
+    let targets = manifests.targets();
+    assert!(!targets.bindings.is_empty() && !targets.reports.is_empty());
+    for configuration in &targets.configurations {
+        assert!(configuration.settings.is_ok(), "{}: {:?}", configuration.id, configuration.settings.as_ref().err());
+    }
+    for binding in &targets.bindings {
+        assert!(binding.configuration.is_ok(), "{}", binding.id);
+        assert!(binding.webhooks.is_ok(), "{}", binding.id);
+    }
+    for report in &targets.reports {
+        assert!(report.binding.is_ok(), "{}", report.id);
+    }
+}
+
+#[test]
+fn lists_duplicates_and_bad_base64_are_reported_with_their_source() {
+    use bitbucket_operator::cli::manifests::{LoadOptions, Manifests};
+    let text = r#"
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Secret
+    metadata: {name: s}
+    data: {token: "not base64!"}
+  - apiVersion: bitbucket.integrations.dev/v1alpha1
+    kind: RequiredReport
+    metadata: {name: r}
+    spec: {bindingRef: {name: b}}
+---
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: RequiredReport
+metadata: {name: r}
+spec: {bindingRef: {name: b}}
+"#;
+    let mut manifests = Manifests::default();
+    let mut problems = Vec::new();
+    manifests.add_text(text, Path::new("team.yaml"), &LoadOptions::default(), &mut problems);
+    assert_eq!(manifests.reports.len(), 1);
+    assert!(
+        problems.iter().any(|p| p.contains("team.yaml (document 1)") && p.contains("data.token is not base64")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("team.yaml (document 2)") && p.contains("defined twice")),
+        "{problems:?}"
+    );
+    assert!(!problems.iter().any(|p| p.contains("not base64!")), "a Secret value was echoed: {problems:?}");
+}

@@ -206,26 +206,30 @@ impl Manifests {
         match (api_version.as_str(), kind.as_str()) {
             ("v1", "Secret") => self.add_secret(&value, namespace.unwrap_or_default(), name, source, &what, problems),
             (version, "BitbucketConfiguration") if version == ours => {
-                if let Some(object) = admit::<BitbucketConfiguration>(&value, &source, &what, problems) {
-                    self.check_duplicate(&what, &source, problems);
+                if let Some(object) = admit::<BitbucketConfiguration>(&value, &source, &what, problems)
+                    && self.is_new(&what, &source, problems)
+                {
                     self.configurations.push(Item { object, source });
                 }
             }
             (version, "ClusterBitbucketConfiguration") if version == ours => {
-                if let Some(object) = admit::<ClusterBitbucketConfiguration>(&value, &source, &what, problems) {
-                    self.check_duplicate(&what, &source, problems);
+                if let Some(object) = admit::<ClusterBitbucketConfiguration>(&value, &source, &what, problems)
+                    && self.is_new(&what, &source, problems)
+                {
                     self.cluster_configurations.push(Item { object, source });
                 }
             }
             (version, "ProjectBinding") if version == ours => {
-                if let Some(object) = admit::<ProjectBinding>(&value, &source, &what, problems) {
-                    self.check_duplicate(&what, &source, problems);
+                if let Some(object) = admit::<ProjectBinding>(&value, &source, &what, problems)
+                    && self.is_new(&what, &source, problems)
+                {
                     self.bindings.push(Item { object, source });
                 }
             }
             (version, "RequiredReport") if version == ours => {
-                if let Some(object) = admit::<RequiredReport>(&value, &source, &what, problems) {
-                    self.check_duplicate(&what, &source, problems);
+                if let Some(object) = admit::<RequiredReport>(&value, &source, &what, problems)
+                    && self.is_new(&what, &source, problems)
+                {
                     self.reports.push(Item { object, source });
                 }
             }
@@ -267,9 +271,14 @@ impl Manifests {
             })
     }
 
-    fn check_duplicate(&self, what: &str, source: &Source, problems: &mut Vec<String>) {
-        if let Some(first) = self.sources_of(what) {
-            problems.push(format!("{source}: {what} is defined twice (first in {first}); keep one"));
+    /// Whether the object is new; a second definition is a problem and is dropped.
+    fn is_new(&self, what: &str, source: &Source, problems: &mut Vec<String>) -> bool {
+        match self.sources_of(what) {
+            Some(first) => {
+                problems.push(format!("{source}: {what} is defined twice (first in {first}); keep one"));
+                false
+            }
+            None => true,
         }
     }
 
@@ -351,6 +360,7 @@ impl Manifests {
         for item in &self.configurations {
             let namespace = item.object.namespace().unwrap_or_default();
             targets.configurations.push(ConfigurationTarget {
+                source: item.source.to_string(),
                 id: ResourceId {
                     kind: "BitbucketConfiguration",
                     namespace: Some(namespace.clone()),
@@ -362,6 +372,7 @@ impl Manifests {
         for item in &self.cluster_configurations {
             let namespace = self.operator_namespace.clone();
             targets.configurations.push(ConfigurationTarget {
+                source: item.source.to_string(),
                 id: ResourceId { kind: "ClusterBitbucketConfiguration", namespace: None, name: item.object.name_any() },
                 settings: client_config(&item.object.spec.connection, &namespace, |name| self.secret(&namespace, name)),
             });
@@ -405,6 +416,7 @@ impl Manifests {
                 }
             };
             targets.bindings.push(BindingTarget {
+                source: item.source.to_string(),
                 id: ResourceId { kind: "ProjectBinding", namespace: Some(namespace.clone()), name: binding.name_any() },
                 spec: binding.spec.clone(),
                 configuration,
@@ -430,6 +442,7 @@ impl Manifests {
                     )
                 });
             targets.reports.push(ReportTarget {
+                source: item.source.to_string(),
                 id: ResourceId { kind: "RequiredReport", namespace: Some(namespace), name: report.name_any() },
                 spec: report.spec.clone(),
                 binding,

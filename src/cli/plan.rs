@@ -48,6 +48,8 @@ impl fmt::Display for ResourceId {
 
 /// A configuration to check, with its client settings resolved from the manifests' Secrets.
 pub struct ConfigurationTarget {
+    /// Where it was read from, for messages.
+    pub source: String,
     /// Which configuration.
     pub id: ResourceId,
     /// Its client settings, or why there are none.
@@ -56,6 +58,8 @@ pub struct ConfigurationTarget {
 
 /// A binding, with its configuration (an index into the configurations) and its webhooks.
 pub struct BindingTarget {
+    /// Where it was read from, for messages.
+    pub source: String,
     /// Which binding.
     pub id: ResourceId,
     /// Its spec, with defaults applied.
@@ -68,6 +72,8 @@ pub struct BindingTarget {
 
 /// A required report, with its binding (an index into the bindings).
 pub struct ReportTarget {
+    /// Where it was read from, for messages.
+    pub source: String,
     /// Which report.
     pub id: ResourceId,
     /// Its spec, with defaults applied.
@@ -345,7 +351,8 @@ pub async fn run(targets: &Targets, mode: Mode, progress: &mut Progress) -> RunR
     let mut clients: Vec<Option<(Client, Outcome)>> = Vec::new();
     for target in &targets.configurations {
         progress.step(&target.id);
-        let (outcome, facts, client) = check_configuration(target).await;
+        let (outcome, mut facts, client) = check_configuration(target).await;
+        facts.insert(0, format!("from {}", target.source));
         clients.push(client.map(|c| (c, outcome.clone())));
         resources.push(ResourceResult { id: target.id.clone(), outcome, facts, changes: Vec::new() });
     }
@@ -353,13 +360,16 @@ pub async fn run(targets: &Targets, mode: Mode, progress: &mut Progress) -> RunR
     let mut bound: Vec<Option<(String, Vec<String>)>> = Vec::new();
     for target in &targets.bindings {
         progress.step(&target.id);
-        let (result, slugs) = run_binding(target, &clients, &targets.configurations, mode).await;
+        let (mut result, slugs) = run_binding(target, &clients, &targets.configurations, mode).await;
+        result.facts.insert(0, format!("from {}", target.source));
         bound.push(slugs);
         resources.push(result);
     }
     for target in &targets.reports {
         progress.step(&target.id);
-        resources.push(run_report(target, targets, &clients, &bound, mode).await);
+        let mut result = run_report(target, targets, &clients, &bound, mode).await;
+        result.facts.insert(0, format!("from {}", target.source));
+        resources.push(result);
     }
     RunReport { mode, resources }
 }
