@@ -8,3 +8,4 @@ pub mod controller;
 pub mod plan;
 pub mod simulator;
 pub mod sync;
+pub mod telemetry;

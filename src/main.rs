@@ -133,6 +133,23 @@ enum Command {
         /// Log JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Watch only these namespaces (repeat or separate with commas); all when absent.
+        #[arg(long = "watch-namespace", value_name = "NS", value_delimiter = ',')]
+        watch_namespaces: Vec<String>,
+        /// Watch only resources with these labels (such as shard=a), so that several operators
+        /// can split a large cluster.
+        #[arg(long, value_name = "SELECTOR")]
+        label_selector: Option<String>,
+        /// Bitbucket hosts the operator may send credentials to (`host` or `*.domain`; repeat or
+        /// separate with commas); any host when absent.
+        #[arg(long = "allowed-host", value_name = "HOST", value_delimiter = ',')]
+        allowed_hosts: Vec<String>,
+        /// Where /metrics, /healthz and /readyz are served.
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        metrics_addr: std::net::SocketAddr,
+        /// Take part in leader election on a Lease (needed with more than one replica).
+        #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+        leader_elect: bool,
     },
     /// Print the CustomResourceDefinitions as YAML (pipe into `kubectl apply -f -`).
     Crds {
@@ -187,13 +204,28 @@ fn main() -> ExitCode {
             }));
         }
         Command::Crds { output_dir } => crds(output_dir),
-        Command::Run { namespace, instance, max_resync_interval, log_json } => {
+        Command::Run {
+            namespace,
+            instance,
+            max_resync_interval,
+            log_json,
+            watch_namespaces,
+            label_selector,
+            allowed_hosts,
+            metrics_addr,
+            leader_elect,
+        } => {
             cli::run::init_logging(log_json);
             runtime().and_then(|rt| {
                 rt.block_on(cli::run::run(cli::run::RunSettings {
                     operator_namespace: namespace,
                     instance,
                     max_resync: max_resync_interval,
+                    namespaces: watch_namespaces,
+                    label_selector,
+                    allowed_hosts,
+                    metrics_addr,
+                    leader_election: leader_elect,
                 }))
             })
         }

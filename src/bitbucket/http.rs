@@ -197,7 +197,22 @@ impl Client {
 
     /// One attempt. On failure, also says whether the request may have reached the server.
     async fn send_once(&self, call: &Call) -> Result<Response, (Error, bool)> {
-        self.inner.limiter.acquire().await;
+        let waited = self.inner.limiter.acquire().await;
+        if let Some(observer) = &self.inner.observer
+            && !waited.is_zero()
+        {
+            observer.rate_limited(waited);
+        }
+        let started = tokio::time::Instant::now();
+        let result = self.exchange(call).await;
+        if let Some(observer) = &self.inner.observer {
+            let status = result.as_ref().map_or(0, |r| r.status.as_u16());
+            observer.request(call.endpoint, status, started.elapsed());
+        }
+        result
+    }
+
+    async fn exchange(&self, call: &Call) -> Result<Response, (Error, bool)> {
         let _permit =
             self.inner.in_flight.acquire().await.map_err(|_| {
                 (Error::Transport { message: "the client is shutting down".into(), timeout: false }, false)

@@ -70,6 +70,16 @@ pub struct ClientConfig {
     pub max_concurrency: usize,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// Told about every request and every wait on the rate limit (metrics).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// Something that wants to know what the client does, such as a metrics registry.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// A request finished: its endpoint template, status (0 when no response arrived) and time.
+    fn request(&self, endpoint: &'static str, status: u16, elapsed: Duration);
+    /// A request waited this long for the client's own rate limit.
+    fn rate_limited(&self, waited: Duration);
 }
 
 impl ClientConfig {
@@ -85,6 +95,7 @@ impl ClientConfig {
             rate_limit: RateLimit::default(),
             max_concurrency: 8,
             retry: RetryPolicy::default(),
+            observer: None,
         }
     }
 }
@@ -107,6 +118,8 @@ struct Inner {
     /// Set once the connection check proved the credential: a 401 after that is a permission
     /// problem, not a bad credential.
     identity_proven: AtomicBool,
+    /// Told about requests and rate-limit waits.
+    observer: Option<Arc<dyn Observer>>,
     /// Set when Bitbucket rejected the credential: every later call fails at once, without a
     /// request, so that a bad password cannot run into Bitbucket's CAPTCHA lock-out.
     rejected: Mutex<Option<Error>>,
@@ -143,6 +156,7 @@ impl Client {
                 limiter: RateLimiter::new(config.rate_limit),
                 in_flight: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
                 retry: config.retry,
+                observer: config.observer,
                 identity_proven: AtomicBool::new(false),
                 rejected: Mutex::new(None),
             }),

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use crate::controller::{self, Options};
+use crate::{
+    controller::{self, Options, leader::Election},
+    telemetry,
+};
 
 /// Settings of `run`.
 #[derive(Clone, Debug)]
@@ -14,6 +17,16 @@ pub struct RunSettings {
     pub instance: Option<String>,
     /// A cap on every configuration's resync interval.
     pub max_resync: Option<Duration>,
+    /// Namespaces to watch (empty: all).
+    pub namespaces: Vec<String>,
+    /// Only objects with these labels.
+    pub label_selector: Option<String>,
+    /// Hosts credentials may be sent to (empty: any).
+    pub allowed_hosts: Vec<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
+    /// Take part in leader election (needed with more than one replica).
+    pub leader_election: bool,
 }
 
 /// Runs the controllers until a termination signal.
@@ -21,14 +34,45 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
     let kube = kube::Client::try_default()
         .await
         .map_err(|e| format!("cannot reach the Kubernetes API (in-cluster or kubeconfig): {e}"))?;
+    let identity =
+        settings.instance.clone().unwrap_or_else(|| format!("bitbucket-operator-{:016x}", fastrand::u64(..)));
     let options = Options {
         operator_namespace: settings.operator_namespace,
-        instance: settings.instance,
+        instance: Some(identity.clone()),
         max_resync: settings.max_resync,
+        namespaces: settings.namespaces,
+        label_selector: settings.label_selector,
+        allowed_hosts: settings.allowed_hosts,
         ..Options::default()
     };
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = %options.operator_namespace, "starting the controllers");
-    controller::run(kube, options, termination()).await;
+    let election = settings.leader_election.then(|| Election::new(&options.operator_namespace, &identity));
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        namespace = %options.operator_namespace,
+        identity = %identity,
+        leader_election = settings.leader_election,
+        "starting"
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let server =
+        tokio::spawn(telemetry::serve(options.telemetry.clone(), settings.metrics_addr, wait(stopped.clone())));
+    let signal = async move {
+        termination().await;
+        let _ = stop.send(true);
+    };
+    controller::run_replica(kube, options, election, async move {
+        signal.await;
+        let _ = wait(stopped).await;
+    })
+    .await;
+    match server.await {
+        Ok(Err(error)) => return Err(error),
+        Err(error) => return Err(format!("the metrics server failed: {error}")),
+        Ok(Ok(())) => {}
+    }
     tracing::info!("stopped");
     Ok(())
 }

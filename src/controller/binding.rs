@@ -159,16 +159,21 @@ fn not_found(key: &ConfigurationKey) -> Connected {
 
 /// Reconciles a ProjectBinding.
 pub async fn reconcile(object: Arc<ProjectBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = tokio::time::Instant::now();
     let namespace = object.namespace().unwrap_or_default();
+    if !super::in_scope(&ctx, &namespace) {
+        return Ok(Action::await_change());
+    }
     let api: Api<ProjectBinding> = Api::namespaced(ctx.kube.clone(), &namespace);
-    finalizer(&api, FINALIZER, object, |event| async {
+    let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
             finalizer::Event::Apply(object) => bind(&ctx, &api, &object).await,
             finalizer::Event::Cleanup(object) => unbind(&ctx, &api, &object).await,
         }
     })
     .await
-    .map_err(Error::from_finalizer)
+    .map_err(Error::from_finalizer);
+    super::measured(&ctx, "ProjectBinding", started, result)
 }
 
 fn bound_repository(repository: &Repository) -> BoundRepository {
@@ -263,6 +268,7 @@ async fn announce(ctx: &Context, binding: &ProjectBinding, outcomes: &[crate::sy
             }
         }
     }
+    ctx.options.telemetry.drift_corrected("ProjectBinding", updated);
     if repositories.is_empty() {
         return;
     }
@@ -300,6 +306,9 @@ async fn write(
     outcome: &Outcome,
 ) -> Result<(), Error> {
     let old = binding.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    if outcome.phase == Phase::Stalled {
+        ctx.options.telemetry.stalled("ProjectBinding", outcome.reason);
+    }
     status.observed_generation = binding.metadata.generation;
     status.conditions = status::conditions_for(binding, old, outcome);
     let old_reason = find(old, READY).map(|c| c.reason.as_str());

@@ -65,9 +65,15 @@ impl Connection {
 pub struct Clients {
     entries: Mutex<HashMap<ConfigurationKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     epochs: Mutex<HashMap<ConfigurationKey, u64>>,
+    observer: Option<Arc<dyn crate::bitbucket::Observer>>,
 }
 
 impl Clients {
+    /// Clients that report their requests to `observer`.
+    pub fn observed_by(observer: Arc<dyn crate::bitbucket::Observer>) -> Self {
+        Self { observer: Some(observer), ..Self::default() }
+    }
+
     fn slot(&self, key: &ConfigurationKey) -> Arc<tokio::sync::Mutex<Option<Connection>>> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.entry(key.clone()).or_default().clone()
@@ -80,9 +86,12 @@ impl Clients {
     pub async fn check(
         &self,
         key: &ConfigurationKey,
-        config: ClientConfig,
+        mut config: ClientConfig,
         max_age: Duration,
     ) -> Result<(Connection, bool), Error> {
+        if let Some(observer) = &self.observer {
+            config.observer = Some(observer.clone());
+        }
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         let wanted = fingerprint(&config);

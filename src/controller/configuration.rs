@@ -32,14 +32,18 @@ use super::{
 
 /// Reconciles a BitbucketConfiguration.
 pub async fn reconcile_namespaced(object: Arc<BitbucketConfiguration>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = tokio::time::Instant::now();
     let namespace = object.namespace().unwrap_or_default();
+    if !super::in_scope(&ctx, &namespace) {
+        return Ok(Action::await_change());
+    }
     let api: Api<BitbucketConfiguration> = Api::namespaced(ctx.kube.clone(), &namespace);
     let key = ConfigurationKey {
         kind: ConfigurationKind::BitbucketConfiguration,
         namespace: Some(namespace.clone()),
         name: object.name_any(),
     };
-    finalizer(&api, FINALIZER, object, |event| async {
+    let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
             finalizer::Event::Apply(object) => {
                 let spec = object.spec.clone();
@@ -54,11 +58,13 @@ pub async fn reconcile_namespaced(object: Arc<BitbucketConfiguration>, ctx: Arc<
         }
     })
     .await
-    .map_err(Error::from_finalizer)
+    .map_err(Error::from_finalizer);
+    super::measured(&ctx, "BitbucketConfiguration", started, result)
 }
 
 /// Reconciles a ClusterBitbucketConfiguration (its Secrets live in the operator's namespace).
 pub async fn reconcile_cluster(object: Arc<ClusterBitbucketConfiguration>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = tokio::time::Instant::now();
     let api: Api<ClusterBitbucketConfiguration> = Api::all(ctx.kube.clone());
     let key = ConfigurationKey {
         kind: ConfigurationKind::ClusterBitbucketConfiguration,
@@ -66,7 +72,7 @@ pub async fn reconcile_cluster(object: Arc<ClusterBitbucketConfiguration>, ctx: 
         name: object.name_any(),
     };
     let namespace = ctx.options.operator_namespace.clone();
-    finalizer(&api, FINALIZER, object, |event| async {
+    let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
             finalizer::Event::Apply(object) => {
                 let spec = object.spec.connection.clone();
@@ -81,7 +87,8 @@ pub async fn reconcile_cluster(object: Arc<ClusterBitbucketConfiguration>, ctx: 
         }
     })
     .await
-    .map_err(Error::from_finalizer)
+    .map_err(Error::from_finalizer);
+    super::measured(&ctx, "ClusterBitbucketConfiguration", started, result)
 }
 
 /// The resync interval of a configuration, capped by the operator's `max_resync`.
@@ -118,6 +125,18 @@ where
             return finish(ctx, api, object, previous, status, &outcome, interval).await;
         }
     };
+    if !crate::plan::connection::host_allowed(&spec.url, &ctx.options.allowed_hosts) {
+        ctx.clients.forget(key);
+        let host = crate::plan::connection::host_of(&spec.url).unwrap_or_default();
+        let outcome = Outcome::stalled(
+            reasons::HOST_NOT_ALLOWED,
+            format!(
+                "the operator may not send credentials to {host}: it is not among the allowed Bitbucket hosts ({}); use an allowed URL or ask the operator's administrators to allow it",
+                ctx.options.allowed_hosts.join(", ")
+            ),
+        );
+        return finish(ctx, api, object, previous, status, &outcome, interval).await;
+    }
     let connection = match ctx.clients.check(key, config, Duration::ZERO).await {
         Ok((connection, _)) => connection,
         Err(error) => {
@@ -198,6 +217,14 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
     let old = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    if outcome.phase == Phase::Stalled {
+        let kind = if K::kind(&()) == "ClusterBitbucketConfiguration" {
+            "ClusterBitbucketConfiguration"
+        } else {
+            "BitbucketConfiguration"
+        };
+        ctx.options.telemetry.stalled(kind, outcome.reason);
+    }
     status.observed_generation = object.meta().generation;
     status.conditions = status::conditions_for(object, old, outcome);
     let old_reason = crate::api::conditions::find(old, crate::api::conditions::READY).map(|c| c.reason.clone());

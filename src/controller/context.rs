@@ -40,6 +40,14 @@ pub struct Options {
     pub max_resync: Option<Duration>,
     /// How long reconciles in flight may run on after shutdown was asked for.
     pub shutdown_grace: Duration,
+    /// Hosts the operator may send credentials to (`host` or `*.domain`); empty allows all.
+    pub allowed_hosts: Vec<String>,
+    /// Namespaces to watch; empty watches all.
+    pub namespaces: Vec<String>,
+    /// Only objects with these labels (a label selector such as `shard=a`); none takes all.
+    pub label_selector: Option<String>,
+    /// Metrics and health.
+    pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 }
 
 impl Default for Options {
@@ -51,6 +59,10 @@ impl Default for Options {
             max_backoff: Duration::from_secs(300),
             max_resync: None,
             shutdown_grace: Duration::from_secs(10),
+            allowed_hosts: Vec::new(),
+            namespaces: Vec::new(),
+            label_selector: None,
+            telemetry: std::sync::Arc::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod binding;
 pub mod clients;
 mod configuration;
 pub mod context;
+pub mod leader;
 mod mappers;
 mod report;
 mod status;
@@ -80,6 +81,102 @@ fn error_policy<K: kube::Resource<DynamicType = ()>>(object: Arc<K>, error: &Err
     Action::requeue(delay)
 }
 
+/// Marks the operator ready once every cache is synced, then keeps the objects-by-Ready gauge.
+async fn watch_health(stores: Stores, telemetry: Arc<crate::telemetry::Telemetry>) {
+    // A store's readiness wakes only its last waiter (the controllers wait on it too), so look
+    // again every few hundred milliseconds rather than wait once.
+    async fn synced<K: kube::Resource + Clone + 'static>(store: &kube::runtime::reflector::Store<K>) -> bool
+    where
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+                Ok(result) => return result.is_ok(),
+                Err(_) => continue,
+            }
+        }
+    }
+    if !(synced(&stores.configurations).await
+        && synced(&stores.cluster_configurations).await
+        && synced(&stores.bindings).await
+        && synced(&stores.reports).await)
+    {
+        return;
+    }
+    telemetry.set_ready(true);
+    loop {
+        count(
+            &telemetry,
+            "BitbucketConfiguration",
+            stores.configurations.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
+        );
+        count(
+            &telemetry,
+            "ClusterBitbucketConfiguration",
+            stores.cluster_configurations.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
+        );
+        count(
+            &telemetry,
+            "ProjectBinding",
+            stores.bindings.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
+        );
+        count(
+            &telemetry,
+            "RequiredReport",
+            stores.reports.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+fn count(
+    telemetry: &crate::telemetry::Telemetry,
+    kind: &'static str,
+    conditions: impl Iterator<Item = Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>>,
+) {
+    let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
+    for conditions in conditions {
+        match conditions.as_deref().and_then(|c| crate::api::conditions::find(c, crate::api::conditions::READY)) {
+            Some(c) if c.status == "True" => ready += 1,
+            Some(_) => not_ready += 1,
+            None => unknown += 1,
+        }
+    }
+    telemetry.objects(kind, ready, not_ready, unknown);
+}
+
+/// Whether a namespaced object is within the watched namespaces.
+pub(crate) fn in_scope(ctx: &Context, namespace: &str) -> bool {
+    ctx.options.namespaces.is_empty() || ctx.options.namespaces.iter().any(|n| n == namespace)
+}
+
+/// The error class of a failed reconcile, for metrics.
+fn class_of(error: &Error) -> &'static str {
+    match error {
+        Error::Kube(_) | Error::Finalizer(_) => "kubernetes",
+        Error::Waiting(_) => "waiting",
+        Error::Bitbucket(error) => match error.class() {
+            bitbucket::ErrorClass::Transient => "transient",
+            bitbucket::ErrorClass::Credentials => "credentials",
+            bitbucket::ErrorClass::Permission => "permission",
+            bitbucket::ErrorClass::NotFound => "not_found",
+            bitbucket::ErrorClass::Invalid => "invalid",
+            bitbucket::ErrorClass::Unsupported => "unsupported",
+        },
+    }
+}
+
+/// Records a reconcile's duration and result.
+pub(crate) fn measured(
+    ctx: &Context,
+    kind: &'static str,
+    started: tokio::time::Instant,
+    result: Result<Action, Error>,
+) -> Result<Action, Error> {
+    ctx.options.telemetry.reconciled(kind, result.as_ref().err().map(class_of), started.elapsed());
+    result
+}
+
 async fn log_failure<T, E: std::fmt::Display>(controller: &'static str, result: Result<T, E>) {
     if let Err(error) = result {
         tracing::debug!(controller, %error, "reconcile trigger failed");
@@ -93,16 +190,42 @@ pub async fn run(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let clients = Arc::new(clients::Clients::default());
+    let telemetry = options.telemetry.clone();
+    let clients = Arc::new(clients::Clients::observed_by(telemetry.clone()));
     let memo = Arc::new(context::Memo::default());
     let credential_secrets = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}={CREDENTIAL_LABEL_VALUE}"));
-    let secrets: Api<Secret> = Api::all(kube.clone());
+    // One watched namespace: namespaced watches (and namespaced RBAC suffice); otherwise
+    // cluster-wide watches, with objects outside the list ignored by the reconcilers.
+    let single = (options.namespaces.len() == 1).then(|| options.namespaces[0].clone());
+    let scoped =
+        |kube: &kube::Client| -> (Api<Secret>, Api<ProjectBinding>, Api<RequiredReport>, Api<BitbucketConfiguration>) {
+            match &single {
+                Some(ns) => (
+                    Api::namespaced(kube.clone(), ns),
+                    Api::namespaced(kube.clone(), ns),
+                    Api::namespaced(kube.clone(), ns),
+                    Api::namespaced(kube.clone(), ns),
+                ),
+                None => {
+                    (Api::all(kube.clone()), Api::all(kube.clone()), Api::all(kube.clone()), Api::all(kube.clone()))
+                }
+            }
+        };
+    let (secrets, binding_api, report_api, configuration_api) = scoped(&kube);
+    let operator_secrets: Api<Secret> = match &single {
+        Some(_) => Api::namespaced(kube.clone(), &options.operator_namespace),
+        None => Api::all(kube.clone()),
+    };
+    let mut selected = watcher::Config::default();
+    if let Some(selector) = &options.label_selector {
+        selected = selected.labels(selector);
+    }
 
-    let configurations = Controller::new(Api::<BitbucketConfiguration>::all(kube.clone()), watcher::Config::default());
+    let configurations = Controller::new(configuration_api.clone(), selected.clone());
     let cluster_configurations =
-        Controller::new(Api::<ClusterBitbucketConfiguration>::all(kube.clone()), watcher::Config::default());
-    let bindings = Controller::new(Api::<ProjectBinding>::all(kube.clone()), watcher::Config::default());
-    let reports = Controller::new(Api::<RequiredReport>::all(kube.clone()), watcher::Config::default());
+        Controller::new(Api::<ClusterBitbucketConfiguration>::all(kube.clone()), selected.clone());
+    let bindings = Controller::new(binding_api.clone(), selected.clone());
+    let reports = Controller::new(report_api.clone(), selected.clone());
     let stores = Stores {
         configurations: configurations.store(),
         cluster_configurations: cluster_configurations.store(),
@@ -110,47 +233,28 @@ pub async fn run(
         reports: reports.store(),
     };
     let operator_namespace = options.operator_namespace.clone();
+    tokio::spawn(watch_health(stores.clone(), telemetry.clone()));
 
     let configurations = configurations
         .watches(secrets.clone(), credential_secrets.clone(), mappers::secret_to_configurations(&stores, &memo))
-        .watches(
-            Api::<ProjectBinding>::all(kube.clone()),
-            watcher::Config::default(),
-            mappers::binding_to_deleting_configuration(&stores),
-        );
+        .watches(binding_api.clone(), selected.clone(), mappers::binding_to_deleting_configuration(&stores));
     let cluster_configurations = cluster_configurations
         .watches(
-            secrets.clone(),
+            operator_secrets,
             credential_secrets.clone(),
             mappers::secret_to_cluster_configurations(&stores, &memo, operator_namespace),
         )
-        .watches(
-            Api::<ProjectBinding>::all(kube.clone()),
-            watcher::Config::default(),
-            mappers::binding_to_deleting_cluster_configuration(&stores),
-        );
+        .watches(binding_api.clone(), selected.clone(), mappers::binding_to_deleting_cluster_configuration(&stores));
     let bindings = bindings
-        .watches(
-            Api::<BitbucketConfiguration>::all(kube.clone()),
-            watcher::Config::default(),
-            mappers::configuration_to_bindings(&stores, &memo, &clients),
-        )
+        .watches(configuration_api, selected.clone(), mappers::configuration_to_bindings(&stores, &memo, &clients))
         .watches(
             Api::<ClusterBitbucketConfiguration>::all(kube.clone()),
-            watcher::Config::default(),
+            selected.clone(),
             mappers::cluster_configuration_to_bindings(&stores, &memo, &clients),
         )
         .watches(secrets, credential_secrets, mappers::secret_to_bindings(&stores, &memo))
-        .watches(
-            Api::<RequiredReport>::all(kube.clone()),
-            watcher::Config::default(),
-            mappers::report_to_deleting_binding(&stores),
-        );
-    let reports = reports.watches(
-        Api::<ProjectBinding>::all(kube.clone()),
-        watcher::Config::default(),
-        mappers::binding_to_reports(&stores, &memo),
-    );
+        .watches(report_api, selected.clone(), mappers::report_to_deleting_binding(&stores));
+    let reports = reports.watches(binding_api, selected, mappers::binding_to_reports(&stores, &memo));
 
     let ctx_grace = options.shutdown_grace;
     let ctx = Arc::new(Context::new(kube, clients, memo, stores, options));
@@ -178,19 +282,77 @@ pub async fn run(
             .for_each(|result| log_failure("RequiredReport", result)),
     );
     let grace = ctx_grace;
-    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-        let _ = signalled.send(true);
-    });
+    // The shutdown future runs here, not in a task of its own, so that dropping this future
+    // (a crash, or a lost Lease) stops everything it started.
+    tokio::pin!(controllers);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut controllers => return,
+        () = &mut shutdown => {
+            let _ = stop.send(true);
+        }
+    }
     // Reconciles in flight get `shutdown_grace` to finish; a round cut short is safe to repeat
     // (webhooks are matched by name, checks by key), so nothing is created twice later.
     tokio::select! {
         _ = controllers => {}
-        () = async {
-            let _ = on_signal.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!(?grace, "reconciles still running after the shutdown grace period were cut short"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "reconciles still running after the shutdown grace period were cut short");
+        }
+    }
+}
+
+/// Runs the controllers while this replica leads (with `election`), or always (without):
+/// a follower waits for the Lease, a leader that loses it stops writing and becomes a follower,
+/// and on `shutdown` a leader releases the Lease so that a follower takes over at once.
+pub async fn run_replica(
+    kube: kube::Client,
+    options: Options,
+    election: Option<leader::Election>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let Some(election) = election else {
+        run(kube, options, shutdown).await;
+        return;
+    };
+    let telemetry = options.telemetry.clone();
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(kube.clone(), &election.namespace);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    loop {
+        // A follower is ready: it is there to take over.
+        telemetry.set_leader(false);
+        telemetry.set_ready(true);
+        tokio::select! {
+            () = leader::acquire(&leases, &election) => {}
+            () = wait_stop(stopped.clone()) => return,
+        }
+        tracing::info!(identity = %election.identity, "leading");
+        telemetry.set_leader(true);
+        telemetry.set_ready(false);
+        let keep = {
+            let leases = leases.clone();
+            let election = election.clone();
+            let stopped = stopped.clone();
+            async move {
+                tokio::select! {
+                    () = leader::keep(&leases, &election) => {}
+                    () = wait_stop(stopped) => {}
+                }
+            }
+        };
+        run(kube.clone(), options.clone(), keep).await;
+        if *stopped.borrow() {
+            leader::release(&leases, &election).await;
+            telemetry.set_leader(false);
+            return;
+        }
+        tracing::warn!("lost the leader Lease; waiting to lead again");
     }
 }

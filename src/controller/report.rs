@@ -33,16 +33,21 @@ use super::{
 
 /// Reconciles a RequiredReport.
 pub async fn reconcile(object: Arc<RequiredReport>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = tokio::time::Instant::now();
     let namespace = object.namespace().unwrap_or_default();
+    if !super::in_scope(&ctx, &namespace) {
+        return Ok(Action::await_change());
+    }
     let api: Api<RequiredReport> = Api::namespaced(ctx.kube.clone(), &namespace);
-    finalizer(&api, FINALIZER, object, |event| async {
+    let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
             finalizer::Event::Apply(object) => enforce(&ctx, &api, &object).await,
             finalizer::Event::Cleanup(object) => withdraw(&ctx, &api, &object).await,
         }
     })
     .await
-    .map_err(Error::from_finalizer)
+    .map_err(Error::from_finalizer);
+    super::measured(&ctx, "RequiredReport", started, result)
 }
 
 fn binding_of(ctx: &Context, report: &RequiredReport) -> Option<Arc<ProjectBinding>> {
@@ -140,6 +145,7 @@ async fn enforce(ctx: &Context, api: &Api<RequiredReport>, report: &RequiredRepo
     let outcomes = if observe_only { Vec::new() } else { apply(&client, input.project, &plans).await };
     let summary = summarize(&plans, &outcomes, &previous.repositories, observe_only, &desired);
     announce(ctx, report, &key_name, &summary).await;
+    ctx.options.telemetry.drift_corrected("RequiredReport", summary.corrected.len());
     status.repository_count = summary.total;
     status.in_sync_count = summary.in_sync;
     status.repositories = summary.repositories;
@@ -198,6 +204,9 @@ async fn write(
     outcome: &Outcome,
 ) -> Result<(), Error> {
     let old = report.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    if outcome.phase == Phase::Stalled {
+        ctx.options.telemetry.stalled("RequiredReport", outcome.reason);
+    }
     status.observed_generation = report.metadata.generation;
     status.conditions = status::conditions_for(report, old, outcome);
     let old_reason = find(old, READY).map(|c| c.reason.as_str());

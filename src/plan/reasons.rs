@@ -32,6 +32,8 @@ pub const RATE_LIMITED: &str = "RateLimited";
 pub const UNSUPPORTED_SERVER: &str = "UnsupportedServer";
 /// The client settings are invalid (for example the URL).
 pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
+/// The URL's host is not on the operator's allow-list of Bitbucket hosts.
+pub const HOST_NOT_ALLOWED: &str = "HostNotAllowed";
 /// Bindings still use the configuration, so its deletion waits for them.
 pub const IN_USE: &str = "InUse";
 

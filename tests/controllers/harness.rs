@@ -66,6 +66,7 @@ impl Env {
             max_backoff: Duration::from_secs(2),
             max_resync: None,
             shutdown_grace: Duration::from_secs(2),
+            ..Options::default()
         };
         Self { fake, sim, operator: None, options }
     }
