@@ -1,6 +1,7 @@
 //! The Helm chart, rendered and linted by Helm's own engine (the helm-python-sdk package bundles
 //! Helm's Go SDK; the test installs it into `target/helm-venv` on first use, or uses the Python
-//! named by `HELM_PYTHON`).
+//! named by `HELM_PYTHON`), and the Argo CD health checks run by a real Lua (lupa), against
+//! statuses built by the operator's own condition code.
 
 use std::{
     collections::BTreeSet,
@@ -26,13 +27,21 @@ fn python() -> PathBuf {
             let venv = root().join("target").join("helm-venv");
             let python = venv.join("bin").join("python");
             let works = |p: &Path| {
-                Command::new(p).args(["-c", "import helm_python"]).output().is_ok_and(|o| o.status.success())
+                Command::new(p).args(["-c", "import helm_python, lupa"]).output().is_ok_and(|o| o.status.success())
             };
             if !works(&python) {
                 let created = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
                 assert!(created.is_ok_and(|s| s.success()), "python3 -m venv failed: install python3 (with venv)");
                 let installed = Command::new(&python)
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "helm-python-sdk==0.2.2"])
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "helm-python-sdk==0.2.2",
+                        "lupa==2.8",
+                    ])
                     .status();
                 assert!(installed.is_ok_and(|s| s.success()), "pip install helm-python-sdk failed");
             }
@@ -51,7 +60,7 @@ struct Rendered {
 fn render(values: Value) -> Rendered {
     let chart = root().join("charts").join("bitbucket-operator");
     let output = Command::new(python())
-        .arg(root().join("tests").join("helm").join("render.py"))
+        .arg(root().join("tests").join("python").join("render.py"))
         .arg(&chart)
         .arg(values.to_string())
         .arg("operators")
@@ -216,4 +225,82 @@ fn the_chart_ships_the_current_crds() {
         expected == shipped,
         "charts/bitbucket-operator/crds differs from crds/; run: cp crds/*.yaml charts/bitbucket-operator/crds/"
     );
+}
+
+mod health {
+    use super::*;
+    use bitbucket_operator::plan::{
+        reasons,
+        status::{Outcome, conditions},
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn object(kind: &str, generation: i64, observed: i64, outcome: Option<&Outcome>) -> Value {
+        let time = Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap_or_default());
+        let status = outcome
+            .map(|o| json!({"observedGeneration": observed, "conditions": conditions(&[], o, Some(observed), &time)}));
+        json!({
+            "apiVersion": "bitbucket.integrations.dev/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": "x", "generation": generation},
+            "status": status,
+        })
+    }
+
+    fn run_lua(objects: &[Value]) -> Vec<Value> {
+        let output = Command::new(python())
+            .arg(root().join("tests").join("python").join("lua_health.py"))
+            .arg(root().join("health").join("argocd").join("health.lua"))
+            .arg(Value::Array(objects.to_vec()).to_string())
+            .output()
+            .expect("run Lua");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Vec<Value>>(&output.stdout).expect("JSON")
+    }
+
+    /// kstatus (what Flux reads): Current, InProgress or Failed.
+    fn kstatus(object: &Value) -> &'static str {
+        let generation = object["metadata"]["generation"].as_i64();
+        let observed = object["status"]["observedGeneration"].as_i64();
+        if object["status"].is_null() || observed < generation {
+            return "InProgress";
+        }
+        let condition = |t: &str| {
+            object["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == t)
+                .map(|c| c["status"] == "True")
+        };
+        match (condition("Stalled"), condition("Reconciling"), condition("Ready")) {
+            (Some(true), _, _) => "Failed",
+            (_, Some(true), _) => "InProgress",
+            (_, _, Some(true)) => "Current",
+            _ => "InProgress",
+        }
+    }
+
+    #[test]
+    fn argo_cd_and_kstatus_read_every_kind_the_same_way() {
+        let ready = Outcome::ready(reasons::BOUND, "3 repositories bound");
+        let working = Outcome::reconciling(reasons::UNREACHABLE, "cannot reach Bitbucket");
+        let stalled = Outcome::stalled(reasons::PROJECT_NOT_FOUND, "project PAY does not exist in Bitbucket");
+        for kind in ["BitbucketConfiguration", "ClusterBitbucketConfiguration", "ProjectBinding", "RequiredReport"] {
+            let cases = [
+                (object(kind, 1, 1, Some(&ready)), "Healthy", "Current", "3 repositories bound"),
+                (object(kind, 1, 1, Some(&working)), "Progressing", "InProgress", "Unreachable"),
+                (object(kind, 1, 1, Some(&stalled)), "Degraded", "Failed", "ProjectNotFound: project PAY"),
+                (object(kind, 2, 1, Some(&ready)), "Progressing", "InProgress", "latest spec"),
+                (object(kind, 1, 0, None), "Progressing", "InProgress", "Waiting"),
+            ];
+            let objects: Vec<Value> = cases.iter().map(|c| c.0.clone()).collect();
+            let results = run_lua(&objects);
+            for ((object, health, flux, message), result) in cases.iter().zip(&results) {
+                assert_eq!(result["status"], *health, "{kind}: {object}");
+                assert!(result["message"].as_str().unwrap_or_default().contains(message), "{kind}: {result}");
+                assert_eq!(kstatus(object), *flux, "{kind}: {object}");
+            }
+        }
+    }
 }
