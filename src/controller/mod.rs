@@ -211,11 +211,15 @@ pub async fn run(
                 }
             }
         };
-    let (secrets, binding_api, report_api, configuration_api) = scoped(&kube);
-    let operator_secrets: Api<Secret> = match &single {
-        Some(_) => Api::namespaced(kube.clone(), &options.operator_namespace),
-        None => Api::all(kube.clone()),
+    let (_, binding_api, report_api, configuration_api) = scoped(&kube);
+    // Secrets are watched only where they may be read: every namespace, or each watched one (the
+    // chart then grants Secret access there only); cluster configurations' in the operator's.
+    let secret_apis: Vec<Api<Secret>> = if options.namespaces.is_empty() {
+        vec![Api::all(kube.clone())]
+    } else {
+        options.namespaces.iter().map(|ns| Api::namespaced(kube.clone(), ns)).collect()
     };
+    let operator_secrets: Api<Secret> = Api::namespaced(kube.clone(), &options.operator_namespace);
     let mut selected = watcher::Config::default();
     if let Some(selector) = &options.label_selector {
         selected = selected.labels(selector);
@@ -235,9 +239,18 @@ pub async fn run(
     let operator_namespace = options.operator_namespace.clone();
     tokio::spawn(watch_health(stores.clone(), telemetry.clone()));
 
-    let configurations = configurations
-        .watches(secrets.clone(), credential_secrets.clone(), mappers::secret_to_configurations(&stores, &memo))
-        .watches(binding_api.clone(), selected.clone(), mappers::binding_to_deleting_configuration(&stores));
+    let mut configurations = configurations.watches(
+        binding_api.clone(),
+        selected.clone(),
+        mappers::binding_to_deleting_configuration(&stores),
+    );
+    for api in &secret_apis {
+        configurations = configurations.watches(
+            api.clone(),
+            credential_secrets.clone(),
+            mappers::secret_to_configurations(&stores, &memo),
+        );
+    }
     let cluster_configurations = cluster_configurations
         .watches(
             operator_secrets,
@@ -245,15 +258,17 @@ pub async fn run(
             mappers::secret_to_cluster_configurations(&stores, &memo, operator_namespace),
         )
         .watches(binding_api.clone(), selected.clone(), mappers::binding_to_deleting_cluster_configuration(&stores));
-    let bindings = bindings
+    let mut bindings = bindings
         .watches(configuration_api, selected.clone(), mappers::configuration_to_bindings(&stores, &memo, &clients))
         .watches(
             Api::<ClusterBitbucketConfiguration>::all(kube.clone()),
             selected.clone(),
             mappers::cluster_configuration_to_bindings(&stores, &memo, &clients),
         )
-        .watches(secrets, credential_secrets, mappers::secret_to_bindings(&stores, &memo))
         .watches(report_api, selected.clone(), mappers::report_to_deleting_binding(&stores));
+    for api in secret_apis {
+        bindings = bindings.watches(api, credential_secrets.clone(), mappers::secret_to_bindings(&stores, &memo));
+    }
     let reports = reports.watches(binding_api, selected, mappers::binding_to_reports(&stores, &memo));
 
     let ctx_grace = options.shutdown_grace;
