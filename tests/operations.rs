@@ -182,3 +182,18 @@ async fn credentials_go_only_to_allowed_hosts_and_only_watched_namespaces_are_se
     assert!(ignored["metadata"]["finalizers"].is_null(), "{ignored:#?}");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_selector_splits_the_work_between_installations() {
+    let mut env = Env::new(SEED).await;
+    env.options.label_selector = Some("shard=a".into());
+    env.start_operator();
+    env.apply(&CONFIGURATION.replace("metadata: {name: bitbucket}", "metadata: {name: bitbucket, labels: {shard: a}}"));
+    env.apply(&BINDING.replace("metadata: {name: payments}", "metadata: {name: payments, labels: {shard: a}}"));
+    env.apply(&BINDING.replace("metadata: {name: payments}", "metadata: {name: other-shard, labels: {shard: b}}"));
+    env.wait_ready("projectbindings", "payments", "True", "Bound").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other = env.fake.object("projectbindings", "team-a", "other-shard").expect("created");
+    assert!(other["status"].is_null() && other["metadata"]["finalizers"].is_null(), "{other:#?}");
+    env.shutdown().await;
+}
