@@ -41,6 +41,27 @@ impl Seen {
     }
 }
 
+/// The objects of `store` that `depends` says depend on the change; each is marked dirty so
+/// that its next reconcile talks to Bitbucket.
+fn dependents<K>(
+    store: &kube::runtime::reflector::Store<K>,
+    memo: &Memo,
+    depends: impl Fn(&K) -> bool,
+) -> Vec<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| depends(o.as_ref()))
+        .map(|o| {
+            memo.mark_dirty(&key_of(o.as_ref()));
+            ObjectRef::from_obj(o.as_ref())
+        })
+        .collect()
+}
+
 pub fn secret_to_configurations(
     stores: &Stores,
     memo: &Arc<Memo>,
@@ -50,17 +71,9 @@ pub fn secret_to_configurations(
     move |secret| {
         let namespace = secret.namespace().unwrap_or_default();
         let name = secret.name_any();
-        store
-            .state()
-            .iter()
-            .filter(|c| {
-                c.namespace().as_deref() == Some(namespace.as_str()) && referenced_secrets(&c.spec).contains(&name)
-            })
-            .map(|c| {
-                memo.mark_dirty(&key_of(c.as_ref()));
-                ObjectRef::from_obj(c.as_ref())
-            })
-            .collect()
+        dependents(&store, &memo, |c| {
+            c.namespace().as_deref() == Some(namespace.as_str()) && referenced_secrets(&c.spec).contains(&name)
+        })
     }
 }
 
@@ -76,15 +89,7 @@ pub fn secret_to_cluster_configurations(
             return Vec::new();
         }
         let name = secret.name_any();
-        store
-            .state()
-            .iter()
-            .filter(|c| referenced_secrets(&c.spec.connection).contains(&name))
-            .map(|c| {
-                memo.mark_dirty(&key_of(c.as_ref()));
-                ObjectRef::from_obj(c.as_ref())
-            })
-            .collect()
+        dependents(&store, &memo, |c| referenced_secrets(&c.spec.connection).contains(&name))
     }
 }
 
@@ -97,18 +102,10 @@ pub fn secret_to_bindings(
     move |secret| {
         let namespace = secret.namespace().unwrap_or_default();
         let name = secret.name_any();
-        store
-            .state()
-            .iter()
-            .filter(|b| {
-                b.namespace().as_deref() == Some(namespace.as_str())
-                    && b.spec.webhooks.iter().any(|w| w.secret_ref.as_ref().is_some_and(|r| r.name == name))
-            })
-            .map(|b| {
-                memo.mark_dirty(&key_of(b.as_ref()));
-                ObjectRef::from_obj(b.as_ref())
-            })
-            .collect()
+        dependents(&store, &memo, |b| {
+            b.namespace().as_deref() == Some(namespace.as_str())
+                && b.spec.webhooks.iter().any(|w| w.secret_ref.as_ref().is_some_and(|r| r.name == name))
+        })
     }
 }
 
@@ -123,15 +120,7 @@ fn bindings_of(
     memo: &Memo,
     key: &ConfigurationKey,
 ) -> Vec<ObjectRef<ProjectBinding>> {
-    store
-        .state()
-        .iter()
-        .filter(|b| super::binding::uses(b, key))
-        .map(|b| {
-            memo.mark_dirty(&key_of(b.as_ref()));
-            ObjectRef::from_obj(b.as_ref())
-        })
-        .collect()
+    dependents(store, memo, |b| super::binding::uses(b, key))
 }
 
 pub fn configuration_to_bindings(
@@ -202,15 +191,7 @@ pub fn binding_to_reports(
         }
         let namespace = binding.namespace();
         let name = binding.name_any();
-        store
-            .state()
-            .iter()
-            .filter(|r| r.namespace() == namespace && r.spec.binding_ref.name == name)
-            .map(|r| {
-                memo.mark_dirty(&key_of(r.as_ref()));
-                ObjectRef::from_obj(r.as_ref())
-            })
-            .collect()
+        dependents(&store, &memo, |r| r.namespace() == namespace && r.spec.binding_ref.name == name)
     }
 }
 
