@@ -215,7 +215,7 @@ fn main() -> ExitCode {
             metrics_addr,
             leader_elect,
         } => {
-            cli::run::init_logging(log_json);
+            bitbucket_operator::telemetry::init_logging(log_json);
             runtime().and_then(|rt| {
                 rt.block_on(cli::run::run(cli::run::RunSettings {
                     operator_namespace: namespace,

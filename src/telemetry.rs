@@ -1,4 +1,4 @@
-//! Operations: Prometheus metrics, health endpoints and logging.
+//! Operations: logging, Prometheus metrics and health endpoints.
 //!
 //! Metrics (all prefixed `bitbucket_operator_`): `reconciles_total{kind,result}`,
 //! `reconcile_errors_total{kind,class}`, `reconcile_duration_seconds{kind}`,
@@ -211,6 +211,18 @@ impl Observer for Telemetry {
 
     fn rate_limited(&self, waited: Duration) {
         self.rate_limit_wait.inc_by(waited.as_secs_f64());
+    }
+}
+
+/// Logging for long-running commands: `RUST_LOG` filters (default `info`), text or JSON lines on
+/// standard error.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if json { builder.json().try_init() } else { builder.try_init() };
+    if let Err(error) = result {
+        eprintln!("logging is already set up: {error}");
     }
 }
 

@@ -101,18 +101,6 @@ pub async fn termination() {
     tracing::info!("shutdown requested");
 }
 
-/// Logging for long-running commands: `RUST_LOG` filters (default `info`), text or JSON lines on
-/// standard error.
-pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = if json { builder.json().try_init() } else { builder.try_init() };
-    if let Err(error) = result {
-        eprintln!("logging is already set up: {error}");
-    }
-}
-
 /// Parses a duration such as `30s`, `10m` or `1h30m` (the format of the CRDs' durations).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let parsed: kube::core::Duration =
