@@ -1,19 +1,33 @@
 //! The operator on the fake Kubernetes API and the Bitbucket simulator: start both, start and
-//! stop the controllers, apply manifests, wait for status.
+//! stop the controllers, apply manifests, wait for status, read Events and the request log; and
+//! the manifests and seeds the tests share.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use bitbucket_operator::{
     controller::{self, Options},
-    simulator::{RunningSimulator, Seed, Simulator},
+    simulator::{RequestRecord, RunningSimulator, Seed, Simulator},
 };
 use serde_json::Value;
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 
 use crate::fake_kube::FakeKube;
 
 /// How long a test waits for the operator to converge.
 pub const CONVERGE: Duration = Duration::from_secs(20);
+
+/// SonarQube's report key (the default of a RequiredReport).
+pub const SONAR: &str = "com.sonarsource.sonarqube";
+
+/// The webhook list of a repository (`GET`) or a webhook creation (`POST`), as counted.
+pub const WEBHOOKS: &str = "/rest/api/1.0/projects/{key}/repos/{slug}/webhooks";
+/// The merge check of a report key on a repository, as counted.
+pub const MERGE_CHECK: &str = "/rest/insights/latest/projects/{key}/repos/{slug}/settings/merge-checks/{reportKey}";
+/// The paged repository list of a project, as counted.
+pub const REPOSITORIES: &str = "/rest/api/1.0/projects/{key}/repos";
 
 pub const SEED: &str = r#"
 server: {version: "9.4.22", displayName: Bitbucket}
@@ -43,6 +57,96 @@ projects:
         archived: true
 "#;
 
+/// The token of `svc-operator` in [`SEED`], as [`CONFIGURATION`]'s Secret holds it.
+pub const OPERATOR_TOKEN: &str = "BBDC-operator-token";
+
+/// A labelled token Secret and a BitbucketConfiguration `bitbucket` that uses it (team-a).
+pub const CONFIGURATION: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bitbucket-token
+  labels: {bitbucket.integrations.dev/credential: "true"}
+stringData: {token: BBDC-operator-token}
+---
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: BitbucketConfiguration
+metadata: {name: bitbucket}
+spec:
+  url: {URL}
+  allowInsecureHttp: true
+  auth: {token: {secretRef: {name: bitbucket-token}}}
+"#;
+
+/// [`CONFIGURATION`] with the operator's own rate limit set.
+pub fn configuration_with_rate(requests_per_second: u32, burst: u32) -> String {
+    CONFIGURATION.replace(
+        "auth: {token:",
+        &format!("rateLimit: {{requestsPerSecond: {requests_per_second}, burst: {burst}}}\n  auth: {{token:"),
+    )
+}
+
+/// A binding of the single repository PAY/payments-api with one webhook `ci`.
+pub const BINDING: &str = r#"
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: ProjectBinding
+metadata: {name: payments}
+spec:
+  configurationRef: {name: bitbucket}
+  projectKey: PAY
+  repositorySlug: payments-api
+  webhooks:
+    - name: ci
+      url: https://ci.example.com/hook
+      events: ["repo:refs_changed"]
+"#;
+
+/// The SonarQube RequiredReport on the binding `payments`.
+pub const REPORT: &str = r#"
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: RequiredReport
+metadata: {name: sonarqube}
+spec:
+  bindingRef: {name: payments}
+"#;
+
+/// A binding `big` of every repository of BIG with one webhook `ci`, and the SonarQube
+/// RequiredReport `big-sonarqube` on it.
+pub const BIG: &str = r#"
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: ProjectBinding
+metadata: {name: big}
+spec:
+  configurationRef: {name: bitbucket}
+  projectKey: BIG
+  repositories: {}
+  webhooks:
+    - name: ci
+      url: https://ci.example.com/hook
+      events: ["repo:refs_changed"]
+---
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: RequiredReport
+metadata: {name: big-sonarqube}
+spec:
+  bindingRef: {name: big}
+"#;
+
+/// [`SEED`] plus a project BIG of `n` repositories, `repo-000` ...
+pub fn many(n: usize) -> String {
+    let mut seed = SEED.to_owned();
+    seed.push_str("  - key: BIG\n    name: Big\n    permissions: {svc-operator: PROJECT_ADMIN}\n    repositories:\n");
+    for i in 0..n {
+        seed.push_str(&format!("      - slug: {}\n", big_slug(i)));
+    }
+    seed
+}
+
+/// The slug of the `i`th repository of BIG.
+pub fn big_slug(i: usize) -> String {
+    format!("repo-{i:03}")
+}
+
 pub struct Env {
     pub fake: FakeKube,
     pub sim: RunningSimulator,
@@ -69,6 +173,19 @@ impl Env {
             ..Options::default()
         };
         Self { fake, sim, operator: None, options }
+    }
+
+    /// The simulator's test controls.
+    pub fn bitbucket(&self) -> &Simulator {
+        self.sim.simulator()
+    }
+
+    /// The repositories of a project as the simulator's state dump shows them.
+    pub fn repositories_in(&self, project: &str) -> Vec<Value> {
+        let state = self.bitbucket().state_json();
+        let projects = state["projects"].as_array().cloned().unwrap_or_default();
+        let project = projects.into_iter().find(|p| p["key"] == project).unwrap_or_else(|| panic!("no {project}"));
+        project["repositories"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn start_operator(&mut self) {
@@ -100,6 +217,7 @@ impl Env {
     }
 
     /// Creates objects from YAML (several documents allowed); `{URL}` becomes the simulator's URL.
+    /// Namespaced objects without a namespace go to team-a.
     pub fn apply(&self, yaml: &str) {
         let yaml = yaml.replace("{URL}", &self.sim.base_url());
         for document in yaml.split("\n---\n").filter(|d| !d.trim().is_empty()) {
@@ -113,7 +231,8 @@ impl Env {
         }
     }
 
-    /// Waits until `check` holds for the object, and returns it.
+    /// Waits until `check` holds for the object, and returns it. `namespace` is `""` for
+    /// cluster-scoped kinds.
     pub async fn wait(
         &self,
         resource: &str,
@@ -122,24 +241,37 @@ impl Env {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
+        let deadline = Instant::now() + CONVERGE;
         loop {
             let object = self.fake.object(resource, namespace, name);
             if let Some(object) = object.as_ref().filter(|o| check(o)) {
                 return object.clone();
             }
-            if tokio::time::Instant::now() > deadline {
+            if Instant::now() > deadline {
                 panic!(
                     "{resource} {namespace}/{name}: {what} did not happen within {CONVERGE:?}; last seen: {object:#?}"
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// Waits for the Ready condition to have `status` and `reason`.
+    /// Waits for the Ready condition of an object in team-a to have `status` and `reason` at its
+    /// current generation.
     pub async fn wait_ready(&self, resource: &str, name: &str, status: &str, reason: &str) -> Value {
-        self.wait(resource, "team-a", name, &format!("Ready={status} ({reason})"), |o| {
+        self.wait_ready_in(resource, "team-a", name, status, reason).await
+    }
+
+    /// [`Env::wait_ready`] in any namespace (`""` for cluster-scoped kinds).
+    pub async fn wait_ready_in(
+        &self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        status: &str,
+        reason: &str,
+    ) -> Value {
+        self.wait(resource, namespace, name, &format!("Ready={status} ({reason})"), |o| {
             ready(o).is_some_and(|c| c["status"] == status && c["reason"] == reason)
                 && o["status"]["observedGeneration"] == o["metadata"]["generation"]
         })
@@ -148,12 +280,12 @@ impl Env {
 
     /// Waits until `check` holds, polling.
     pub async fn eventually(&self, what: &str, check: impl Fn() -> bool) {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
+        let deadline = Instant::now() + CONVERGE;
         while !check() {
-            if tokio::time::Instant::now() > deadline {
+            if Instant::now() > deadline {
                 panic!("{what} did not happen within {CONVERGE:?}");
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -179,6 +311,20 @@ impl Env {
             .unwrap_or_else(|e| panic!("patch {name}: {e}"));
     }
 
+    /// Merge-patches a cluster-scoped object.
+    pub async fn patch_cluster<K>(&self, name: &str, patch: Value)
+    where
+        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        kube::Api::<K>::all(self.fake.client())
+            .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patch {name}: {e}"));
+    }
+
     /// Deletes an object in team-a.
     pub async fn delete<K>(&self, name: &str)
     where
@@ -190,33 +336,86 @@ impl Env {
         self.api::<K>().delete(name, &Default::default()).await.unwrap_or_else(|e| panic!("delete {name}: {e}"));
     }
 
-    /// Waits until an object is gone.
+    /// Waits until an object in team-a is gone.
     pub async fn wait_gone(&self, resource: &str, name: &str) {
         self.eventually(&format!("{resource} {name} deleted"), || self.fake.object(resource, "team-a", name).is_none())
             .await;
     }
 
     /// The requests the simulator served, in order.
-    pub fn log(&self) -> Vec<bitbucket_operator::simulator::RequestRecord> {
-        self.sim.simulator().requests()
+    pub fn log(&self) -> Vec<RequestRecord> {
+        self.bitbucket().requests()
     }
 
-    /// The reasons of the Events about an object.
-    pub fn event_reasons(&self, kind: &str, name: &str) -> Vec<String> {
+    /// The Events about an object of team-a.
+    pub fn events(&self, kind: &str, name: &str) -> Vec<Value> {
+        self.events_in(Some("team-a"), kind, name)
+    }
+
+    /// The Events about an object in a namespace (`None` for cluster-scoped kinds).
+    pub fn events_in(&self, namespace: Option<&str>, kind: &str, name: &str) -> Vec<Value> {
         self.fake
-            .objects("events", Some("team-a"))
-            .iter()
+            .objects("events", None)
+            .into_iter()
             .filter(|e| {
                 let regarding = if e["regarding"].is_object() { &e["regarding"] } else { &e["involvedObject"] };
-                regarding["kind"] == kind && regarding["name"] == name
+                regarding["kind"] == kind
+                    && regarding["name"] == name
+                    && regarding["namespace"].as_str().filter(|n| !n.is_empty()) == namespace
             })
-            .filter_map(|e| e["reason"].as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// The reasons of the Events about an object of team-a.
+    pub fn event_reasons(&self, kind: &str, name: &str) -> Vec<String> {
+        reasons_of(&self.events(kind, name))
+    }
+
+    /// The reasons of the Events about an object in a namespace (`None`: cluster-scoped).
+    pub fn event_reasons_in(&self, namespace: Option<&str>, kind: &str, name: &str) -> Vec<String> {
+        reasons_of(&self.events_in(namespace, kind, name))
+    }
+
+    /// The notes (or, in the core/v1 view, messages) of the Events with `reason` about an object
+    /// of team-a.
+    pub fn event_notes(&self, kind: &str, name: &str, reason: &str) -> Vec<String> {
+        self.events(kind, name)
+            .iter()
+            .filter(|e| e["reason"] == reason)
+            .filter_map(|e| e["note"].as_str().or_else(|| e["message"].as_str()).map(str::to_owned))
+            .collect()
+    }
+
+    /// Whether an Event with `reason` was recorded about an object of team-a.
+    pub fn has_event(&self, kind: &str, name: &str, reason: &str) -> bool {
+        self.event_reasons(kind, name).iter().any(|r| r == reason)
     }
 
     /// Simulator requests whose route matches `pattern` (substring of `METHOD template`).
     pub fn requests_matching(&self, pattern: &str) -> u64 {
-        self.sim.simulator().request_counts().iter().filter(|(k, _)| k.contains(pattern)).map(|(_, v)| v).sum()
+        self.bitbucket().request_counts().iter().filter(|(k, _)| k.contains(pattern)).map(|(_, v)| v).sum()
+    }
+
+    /// Simulator requests to exactly this `METHOD template`.
+    pub fn requests_to(&self, endpoint: &str) -> u64 {
+        self.bitbucket().request_counts().get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// Starts sampling the simulator's request counter every few milliseconds.
+    pub fn sample_requests(&self) -> Sampler {
+        let simulator = self.bitbucket().clone();
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let task = {
+            let samples = samples.clone();
+            tokio::spawn(async move {
+                loop {
+                    let count = simulator.request_count();
+                    samples.lock().unwrap_or_else(PoisonError::into_inner).push((Instant::now(), count));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        Sampler { samples, task }
     }
 
     pub async fn shutdown(mut self) {
@@ -225,24 +424,80 @@ impl Env {
     }
 }
 
-/// The Ready condition of an object.
-pub fn ready(object: &Value) -> Option<&Value> {
-    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")
+/// Samples of the simulator's request counter over time.
+pub struct Sampler {
+    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
+    task: JoinHandle<()>,
 }
 
-pub const CONFIGURATION: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata:
-  name: bitbucket-token
-  labels: {bitbucket.integrations.dev/credential: "true"}
-stringData: {token: BBDC-operator-token}
----
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: BitbucketConfiguration
-metadata: {name: bitbucket}
-spec:
-  url: {URL}
-  allowInsecureHttp: true
-  auth: {token: {secretRef: {name: bitbucket-token}}}
-"#;
+impl Sampler {
+    /// Stops sampling and returns the samples, oldest first.
+    pub fn finish(self) -> Vec<(Instant, u64)> {
+        self.task.abort();
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The worst excess of any window between two samples over what a token bucket of `rate` per
+/// second and `burst` allows, when requests may be recorded up to `skew` after they took their
+/// token: the largest `served - (burst + rate * (window + skew))`, negative when it was kept.
+pub fn worst_excess(samples: &[(Instant, u64)], rate: f64, burst: f64, skew: Duration) -> f64 {
+    let mut worst = f64::NEG_INFINITY;
+    for (i, (start, before)) in samples.iter().enumerate() {
+        for (end, after) in &samples[i + 1..] {
+            let window = end.duration_since(*start) + skew;
+            let allowed = burst + rate * window.as_secs_f64();
+            worst = worst.max((after - before) as f64 - allowed);
+        }
+    }
+    worst
+}
+
+fn reasons_of(events: &[Value]) -> Vec<String> {
+    events.iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect()
+}
+
+/// A condition of an object.
+pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
+    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+/// The Ready condition of an object.
+pub fn ready(object: &Value) -> Option<&Value> {
+    condition(object, "Ready")
+}
+
+/// The reason of the Ready condition ("" without one).
+pub fn reason(object: &Value) -> String {
+    ready(object).and_then(|c| c["reason"].as_str()).unwrap_or_default().to_owned()
+}
+
+/// The message of the Ready condition ("" without one).
+pub fn message(object: &Value) -> String {
+    ready(object).and_then(|c| c["message"].as_str()).unwrap_or_default().to_owned()
+}
+
+/// Whether a condition is True.
+pub fn is_true(object: &Value, type_: &str) -> bool {
+    condition(object, type_).is_some_and(|c| c["status"] == "True")
+}
+
+/// The slugs listed in `status.repositories`.
+pub fn status_slugs(object: &Value) -> Vec<String> {
+    object["status"]["repositories"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|r| r["slug"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// The per-repository entry of a RequiredReport's status.
+pub fn repository_entry<'a>(object: &'a Value, slug: &str) -> Option<&'a Value> {
+    object["status"]["repositories"].as_array()?.iter().find(|r| r["slug"] == slug)
+}
+
+/// Requests in `log` with `method` whose path is under repository `project/slug` and ends
+/// with `tail` (`/webhooks`, a report key ...).
+pub fn on_repository(log: &[RequestRecord], method: &str, project: &str, slug: &str, tail: &str) -> usize {
+    let api = format!("/projects/{project}/repos/{slug}/");
+    log.iter().filter(|r| r.method == method && r.path.contains(&api) && r.path.ends_with(tail)).count()
+}
