@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::{
     api::refs::ConfigurationKind,
     bitbucket::{Client, ClientConfig, Error, ServerIdentity},
-    plan::connection::fingerprint,
+    plan::connection::{credential_fingerprint, fingerprint},
 };
 
 /// Which configuration a client belongs to.
@@ -65,6 +65,10 @@ impl Connection {
 pub struct Clients {
     entries: Mutex<HashMap<ConfigurationKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     epochs: Mutex<HashMap<ConfigurationKey, u64>>,
+    /// Credentials Bitbucket rejected, by configuration: (URL and credential fingerprint, the
+    /// error). Kept apart from the clients so that no new client (after a change of rate limit
+    /// or timeout, or after a Secret problem) sends a rejected credential again.
+    rejected: Mutex<HashMap<ConfigurationKey, (u64, Error)>>,
     observer: Option<Arc<dyn crate::bitbucket::Observer>>,
 }
 
@@ -95,6 +99,14 @@ impl Clients {
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         let wanted = fingerprint(&config);
+        let credential = credential_fingerprint(&config);
+        let known_bad = self
+            .rejected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .filter(|(rejected, _)| *rejected == credential)
+            .map(|(_, error)| error.clone());
         let (client, epoch) = match guard.as_ref() {
             Some(current) if current.fingerprint == wanted => {
                 if current.checked_at.elapsed() < max_age {
@@ -104,7 +116,22 @@ impl Clients {
             }
             other => (Client::new(config)?, other.map_or(1, |c| c.epoch + 1)),
         };
-        let result = client.verify_connection().await;
+        let result = match known_bad {
+            Some(error) => Err(error),
+            None => client.verify_connection().await,
+        };
+        {
+            let mut rejected = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
+            match &result {
+                Err(error) if error.class() == crate::bitbucket::ErrorClass::Credentials => {
+                    rejected.insert(key.clone(), (credential, error.clone()));
+                }
+                Ok(_) => {
+                    rejected.remove(key);
+                }
+                Err(_) => {}
+            }
+        }
         let connection = Connection {
             client,
             identity: result.as_ref().ok().cloned(),
@@ -130,9 +157,16 @@ impl Clients {
         self.epochs.lock().unwrap_or_else(PoisonError::into_inner).get(key).copied().unwrap_or(0)
     }
 
-    /// Forgets a configuration's client (it was deleted).
+    /// Forgets a configuration's client, so dependents stop using it; what Bitbucket rejected
+    /// is still remembered.
     pub fn forget(&self, key: &ConfigurationKey) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
         self.epochs.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    /// Forgets everything about a deleted configuration.
+    pub fn remove(&self, key: &ConfigurationKey) {
+        self.forget(key);
+        self.rejected.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 }

@@ -286,7 +286,7 @@ where
         write(ctx, api, object, previous, status, &Outcome::reconciling(reasons::IN_USE, message.clone())).await?;
         return Err(Error::Waiting(message));
     }
-    ctx.clients.forget(key);
+    ctx.clients.remove(key);
     ctx.memo.forget(&key_of(object));
     Ok(Action::await_change())
 }

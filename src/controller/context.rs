@@ -8,13 +8,7 @@ use std::{
     time::Duration,
 };
 
-use kube::{
-    Resource, ResourceExt,
-    runtime::{
-        events::{Event, EventType, Recorder, Reporter},
-        reflector::Store,
-    },
-};
+use kube::{Resource, ResourceExt, runtime::reflector::Store};
 use tokio::time::Instant;
 
 use crate::api::{BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredReport};
@@ -94,7 +88,7 @@ pub struct Context {
     pub memo: std::sync::Arc<Memo>,
     /// Transient failures in a row, per object.
     pub backoff: Backoff,
-    recorder: Recorder,
+    events: super::events::Events,
 }
 
 impl Context {
@@ -106,9 +100,9 @@ impl Context {
         stores: Stores,
         options: Options,
     ) -> Self {
-        let reporter = Reporter { controller: MANAGER.into(), instance: options.instance.clone() };
-        let recorder = Recorder::new(kube.clone(), reporter);
-        Self { kube, clients, stores, options, memo, backoff: Backoff::default(), recorder }
+        let instance = options.instance.clone().unwrap_or_else(|| MANAGER.to_owned());
+        let events = super::events::Events::new(kube.clone(), MANAGER, &instance);
+        Self { kube, clients, stores, options, memo, backoff: Backoff::default(), events }
     }
 
     /// Publishes an Event about `object`. A failure to publish is logged, never fatal.
@@ -120,14 +114,8 @@ impl Context {
         action: &str,
         note: impl Into<String>,
     ) {
-        let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
-            reason: reason.to_owned(),
-            note: Some(note.into()),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+        let note = note.into();
+        if let Err(error) = self.events.publish(object.object_ref(&()), warning, reason, action, &note).await {
             tracing::warn!(object = %object.name_any(), %error, "cannot publish an Event");
         }
     }

@@ -7,6 +7,7 @@ mod binding;
 pub mod clients;
 mod configuration;
 pub mod context;
+mod events;
 pub mod leader;
 mod mappers;
 mod report;

@@ -240,6 +240,15 @@ pub fn fingerprint(config: &ClientConfig) -> u64 {
     hasher.finish()
 }
 
+/// A fingerprint of where a credential goes and what it is: a credential Bitbucket rejected is
+/// not sent there again until this changes. Never printed.
+pub fn credential_fingerprint(config: &ClientConfig) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    config.base_url.hash(&mut hasher);
+    config.credentials.header_value().hash(&mut hasher);
+    hasher.finish()
+}
+
 fn labelled(
     secret: &impl Fn(&str) -> Option<SecretData>,
     name: &str,

@@ -184,7 +184,6 @@ stringData: {{token: "two\nlines"}}
 
 /// A Secret that breaks while its configuration is Connected: deleted, or its label taken away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fake_kube bug: server-side apply leaves `status.server: {}` behind when the operator stops applying it, and the schema then refuses the status (status.server.version: Required value)"]
 async fn a_secret_broken_while_in_use_stalls_its_configuration_and_bindings() {
     let mut env = Env::new(SEED).await;
     env.start_operator();
@@ -297,7 +296,6 @@ async fn an_unknown_token_is_a_bad_credential_and_stops_calls_until_the_secret_c
 /// credential as it was, so it must not be sent again either: five such edits would lock the
 /// account behind Bitbucket's CAPTCHA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/controller/clients.rs Clients::check builds a new Client (without the old one's rejection) whenever the fingerprint changes, so every rateLimit/requestTimeout edit sends the rejected password again"]
 async fn a_spec_change_does_not_resend_a_rejected_password() {
     let mut env = Env::new(SEED).await;
     env.start_operator();

@@ -394,7 +394,6 @@ spec:
 /// Each change gets an Event that says what it was, also when the same kind of change happened
 /// minutes before (`kubectl describe` must not show the first change's note twice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/controller/context.rs Context::event: kube-runtime's Recorder folds Events by reason and action (not note) for 6 minutes, so a later change keeps the first change's note"]
 async fn every_change_gets_an_event_note_of_its_own() {
     let mut env = Env::new(SEED).await;
     env.start_operator();

@@ -338,6 +338,18 @@ fn remove_path(root: &mut Value, path: &[Element], schema: Schema) {
     }
 }
 
+/// The value at a path of field names and map-list keys, if present.
+fn value_at<'v>(root: &'v Value, path: &[Element]) -> Option<&'v Value> {
+    let mut node = root;
+    for element in path {
+        node = match (element, node) {
+            (Element::Field(name), Value::Object(map)) => map.get(name)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
 fn is_item(path: &[Element]) -> bool {
     matches!(path.last(), Some(Element::Key(_)))
 }
@@ -409,6 +421,21 @@ pub fn apply(
         if !kept {
             remove_path(&mut object, path, schema);
             removed.push(path);
+        }
+    }
+    // A map left empty by the removals, that nobody owns anything under, goes too (a real
+    // server tracks the parent as owned and removes it with its last field).
+    for path in &removed {
+        for depth in (1..path.len()).rev() {
+            let parent = &path[..depth];
+            if !matches!(parent.last(), Some(Element::Field(_))) {
+                break;
+            }
+            let owned_below = managers.values().any(|fields| fields.iter().any(|f| f.starts_with(parent)));
+            if owned_below || !value_at(&object, parent).is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty())) {
+                break;
+            }
+            remove_path(&mut object, parent, schema);
         }
     }
     Ok(Applied { object, managers })
