@@ -4,13 +4,12 @@ use std::{path::PathBuf, process::ExitCode};
 
 use bitbucket_operator::{
     api,
-    bitbucket::{ClientConfig, Credentials, Secret},
     cli::{
         self,
+        check::{CheckRequest, CredentialFiles},
         manifests::{LoadOptions, load},
         plan::{Mode, Progress},
     },
-    plan::status::Outcome,
 };
 use clap::{Parser, Subcommand};
 
@@ -68,36 +67,41 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Run the connection check of the configurations in the manifests, or of a URL and token.
+    /// Run the connection check (server, version, identity, permission to read, capabilities) of
+    /// the configurations in manifests, or of a URL and a credential. Exit code 0 when every
+    /// check passes, 1 otherwise.
     Check {
-        /// YAML files or folders with configurations and their Secrets.
-        #[arg(short = 'f', long = "filename", value_name = "PATH", conflicts_with = "url")]
+        /// YAML files or folders with the configurations and their Secrets (several allowed).
+        #[arg(short = 'f', long = "filename", value_name = "PATH")]
         files: Vec<PathBuf>,
         /// Only the configuration of this name.
-        #[arg(long)]
+        #[arg(long, requires = "files")]
         name: Option<String>,
-        /// The namespace of resources that name none.
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
-        /// The operator's namespace, where the Secrets of ClusterBitbucketConfigurations live.
-        #[arg(long, default_value = "bitbucket-operator")]
-        operator_namespace: String,
-        /// Check this Bitbucket URL instead of manifests.
-        #[arg(long, value_name = "URL", requires = "credential")]
+        /// The namespace of resources that name none; also checks only the namespaced
+        /// configurations of this namespace (default: default).
+        #[arg(short = 'n', long, requires = "files")]
+        namespace: Option<String>,
+        /// The operator's namespace, where the Secrets of ClusterBitbucketConfigurations live
+        /// (default: bitbucket-operator).
+        #[arg(long, requires = "files")]
+        operator_namespace: Option<String>,
+        /// The Bitbucket to check: alone (with --token-file or --username and --password-file),
+        /// or with -f to send every configuration there instead (for example a simulator).
+        #[arg(long, value_name = "URL")]
         url: Option<String>,
         /// A file holding the HTTP access token (with --url).
-        #[arg(long, value_name = "FILE", group = "credential")]
+        #[arg(long, value_name = "FILE", requires = "url", conflicts_with_all = ["files", "username"])]
         token_file: Option<PathBuf>,
         /// The user name for basic authentication (with --url and --password-file).
-        #[arg(long, requires = "password_file")]
+        #[arg(long, requires_all = ["url", "password_file"], conflicts_with = "files")]
         username: Option<String>,
         /// A file holding the password (with --url and --username).
-        #[arg(long, value_name = "FILE", group = "credential", requires = "username")]
+        #[arg(long, value_name = "FILE", requires = "username")]
         password_file: Option<PathBuf>,
-        /// A PEM file with the CA that signed the server's certificate (with --url).
+        /// A PEM file with the CA that signed the server's certificate.
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
-        /// Do not verify the server's certificate (with --url).
+        /// Do not verify the server's certificate (test instances only).
         #[arg(long)]
         insecure_skip_verify: bool,
         /// Output format.
@@ -109,8 +113,8 @@ enum Command {
         /// The seed: users, projects, repositories (default: examples/simulator-seed.yaml).
         #[arg(long, value_name = "FILE")]
         seed: Option<PathBuf>,
-        /// Where to listen.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7990")]
+        /// Where to listen (port 0: any free port; the banner shows the URL).
+        #[arg(long, value_name = "ADDR", default_value = cli::simulator::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
         /// Allow a non-loopback address (the simulator has no real security).
         #[arg(long)]
@@ -160,7 +164,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 like every other error: 2 means "changes pending" for plan.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
     let result = match cli.command {
         Command::Plan { files, output } => {
             return exit(runtime().and_then(|rt| rt.block_on(plan(files, output, Mode::Plan))));
@@ -181,21 +192,25 @@ fn main() -> ExitCode {
             insecure_skip_verify,
             output,
         } => {
+            let credentials = match (token_file, username, password_file) {
+                (Some(file), _, _) => Some(CredentialFiles::Token(file)),
+                (None, Some(username), Some(password_file)) => Some(CredentialFiles::Basic { username, password_file }),
+                _ => None,
+            };
             let request = CheckRequest {
                 files,
                 name,
-                options: LoadOptions { default_namespace: namespace, operator_namespace },
+                namespace,
+                operator_namespace,
                 url,
-                token_file,
-                username,
-                password_file,
+                credentials,
                 ca_file,
                 insecure_skip_verify,
             };
             return exit(runtime().and_then(|rt| rt.block_on(check(request, output))));
         }
         Command::Simulator { seed, listen, allow_remote } => {
-            runtime().and_then(|rt| rt.block_on(simulator(seed, listen, allow_remote)))
+            runtime().and_then(|rt| rt.block_on(cli::simulator::run(seed.as_deref(), listen, allow_remote)))
         }
         Command::Demo => {
             return exit(runtime().and_then(|rt| {
@@ -278,96 +293,13 @@ async fn plan(files: Files, output: Output, mode: Mode) -> Result<u8, String> {
     Ok(report.exit_code())
 }
 
-struct CheckRequest {
-    files: Vec<PathBuf>,
-    name: Option<String>,
-    options: LoadOptions,
-    url: Option<String>,
-    token_file: Option<PathBuf>,
-    username: Option<String>,
-    password_file: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
-    insecure_skip_verify: bool,
-}
-
-fn read_secret_file(path: &std::path::Path, what: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the {what}: {e}", path.display()))?;
-    let value = text.trim_end_matches(['\n', '\r']);
-    if value.is_empty() || value.contains('\n') {
-        return Err(format!("{}: the {what} file must hold exactly one line", path.display()));
-    }
-    Ok(value.to_owned())
-}
-
 async fn check(request: CheckRequest, output: Output) -> Result<u8, String> {
-    let mut results = Vec::new();
-    if let Some(url) = &request.url {
-        let credentials = match (&request.token_file, &request.username, &request.password_file) {
-            (Some(file), _, _) => Credentials::Token(Secret::new(read_secret_file(file, "token")?)),
-            (None, Some(username), Some(file)) => Credentials::Basic {
-                username: username.clone(),
-                password: Secret::new(read_secret_file(file, "password")?),
-            },
-            _ => return Err("--url needs --token-file, or --username with --password-file".into()),
-        };
-        let mut config = ClientConfig::new(url.trim_end_matches('/'), credentials);
-        config.connect_timeout = std::time::Duration::from_secs(5);
-        config.insecure_skip_verify = request.insecure_skip_verify;
-        if let Some(file) = &request.ca_file {
-            config.ca_pem =
-                Some(std::fs::read(file).map_err(|e| format!("{}: cannot read the CA: {e}", file.display()))?);
-        }
-        results.push(cli::check::check_named(url.clone(), url.clone(), Ok(config)).await);
-    } else {
-        if request.files.is_empty() {
-            return Err("give manifests with -f PATH, or a server with --url and --token-file".into());
-        }
-        let files = Files {
-            files: request.files,
-            namespace: request.options.default_namespace,
-            operator_namespace: request.options.operator_namespace,
-            url: None,
-        };
-        let manifests = load_files(&files)?;
-        let targets = manifests.targets();
-        let chosen: Vec<_> = targets
-            .configurations
-            .into_iter()
-            .filter(|c| request.name.as_deref().is_none_or(|name| c.id.name == name))
-            .collect();
-        if chosen.is_empty() {
-            return Err(match request.name {
-                Some(name) => format!("no configuration named {name} in the manifests"),
-                None => "the manifests hold no BitbucketConfiguration or ClusterBitbucketConfiguration".into(),
-            });
-        }
-        for target in chosen {
-            let settings = target
-                .settings
-                .map(|mut s| {
-                    s.connect_timeout = s.connect_timeout.min(std::time::Duration::from_secs(5));
-                    s
-                })
-                .map_err(|e| Outcome::stalled(e.reason(), e.to_string()));
-            results.push(cli::check::check(&target.id, settings).await);
-        }
-    }
+    let results = cli::check::run(&request).await?;
     match output {
         Output::Text => print!("{}", cli::check::render_text(&results)),
         Output::Json => println!("{}", cli::check::render_json(&results)),
     }
-    Ok(if results.iter().all(cli::check::CheckResult::ok) { 0 } else { 1 })
-}
-
-async fn simulator(seed: Option<PathBuf>, listen: std::net::SocketAddr, allow_remote: bool) -> Result<(), String> {
-    let seed = cli::simulator::seed(seed.as_deref())?;
-    let running = cli::simulator::start(seed.clone(), listen, allow_remote).await?;
-    print!("{}", cli::simulator::banner(&running, &seed));
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    cli::run::termination().await;
-    running.shutdown().await;
-    Ok(())
+    Ok(cli::check::exit_code(&results))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

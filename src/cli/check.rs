@@ -1,75 +1,339 @@
-//! `check`: the connection check of each configuration, in plain words.
+//! `check`: the connection check of each configuration (server running, version, identity,
+//! permission to read, capabilities), with a verdict in plain words.
+//!
+//! The configurations come from manifests (`check -f PATH`, credentials from the Secrets in the
+//! same files) or from the command line (`check --url URL --token-file FILE`). Each is checked
+//! once, with one attempt per request: a rejected credential is never sent a second time, and an
+//! unreachable server fails within seconds.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 
 use crate::{
-    bitbucket::{Client, ClientConfig, ServerIdentity},
-    plan::{reasons, status::Outcome},
+    bitbucket::{Client, ClientConfig, Credentials, Error, RetryPolicy, Secret, ServerIdentity},
+    plan::{connection::ConnectionError, reasons},
 };
 
-use super::plan::ResourceId;
+use super::{
+    manifests::{LoadOptions, Manifests, ResolvedConfiguration, load},
+    plan::ResourceId,
+};
+
+/// The longest the CLI waits to open a connection, whatever the configuration says.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the credential of `check --url` comes from.
+#[derive(Clone, Debug)]
+pub enum CredentialFiles {
+    /// A file holding an HTTP access token.
+    Token(PathBuf),
+    /// A user name and a file holding the password.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The file holding the password.
+        password_file: PathBuf,
+    },
+}
+
+/// What to check, as given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct CheckRequest {
+    /// Manifest files or folders; empty for `--url` alone.
+    pub files: Vec<PathBuf>,
+    /// Only the configuration(s) of this name.
+    pub name: Option<String>,
+    /// The namespace of objects that name none; when given, also only the namespaced
+    /// configurations of this namespace are checked (cluster-scoped ones always are).
+    pub namespace: Option<String>,
+    /// The operator's namespace, where the Secrets of ClusterBitbucketConfigurations live.
+    pub operator_namespace: Option<String>,
+    /// With `files`: send every configuration here instead. Without: the server to check.
+    pub url: Option<String>,
+    /// The credential for `url` without `files`.
+    pub credentials: Option<CredentialFiles>,
+    /// A PEM file with the CA to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Skip verifying the server's certificate.
+    pub insecure_skip_verify: bool,
+}
 
 /// The result of one check.
 #[derive(Clone, Debug)]
 pub struct CheckResult {
-    /// Which configuration (or the URL given on the command line).
-    pub id: String,
-    /// The URL checked.
+    /// Which configuration; `None` for a URL given on the command line.
+    pub id: Option<ResourceId>,
+    /// Where the configuration was read from.
+    pub source: Option<String>,
+    /// The URL checked (empty when the configuration has no usable settings).
     pub url: String,
-    /// What was found, when the check passed.
+    /// What the server said about itself and the user, when the check passed.
     pub identity: Option<ServerIdentity>,
-    /// The verdict: `Connected`, or the reason and what to do.
-    pub outcome: Outcome,
+    /// [`reasons::CONNECTED`], or why not (a [`reasons`] constant).
+    pub reason: &'static str,
+    /// The verdict in plain words: what was found, or what is wrong and what to do.
+    pub message: String,
 }
 
 impl CheckResult {
     /// Whether the check passed.
     pub fn ok(&self) -> bool {
-        self.outcome.reason == reasons::CONNECTED
+        self.reason == reasons::CONNECTED
+    }
+
+    /// The configuration as people read it, or the URL.
+    pub fn name(&self) -> String {
+        self.id.as_ref().map_or_else(|| self.url.clone(), ToString::to_string)
+    }
+
+    fn failed(
+        id: Option<ResourceId>,
+        source: Option<String>,
+        url: String,
+        reason: &'static str,
+        message: String,
+    ) -> Self {
+        Self { id, source, url, identity: None, reason, message }
     }
 }
 
-/// Checks one configuration's settings (or why it has none).
-pub async fn check(id: &ResourceId, settings: Result<ClientConfig, Outcome>) -> CheckResult {
-    let url = settings.as_ref().map(|s| s.base_url.clone()).unwrap_or_default();
-    check_named(id.to_string(), url, settings).await
+/// The condition reason for an error of the connection check. During the check, a missing
+/// endpoint or a refused request means the server is not a Bitbucket this operator can use.
+pub fn reason_for(error: &Error) -> &'static str {
+    match error {
+        Error::BadCredentials { .. } => reasons::BAD_CREDENTIALS,
+        Error::CaptchaRequired => reasons::CAPTCHA_REQUIRED,
+        Error::BasicAuthDisabled => reasons::BASIC_AUTH_DISABLED,
+        Error::PermissionDenied { .. } => reasons::PERMISSION_DENIED,
+        Error::RateLimited { .. } => reasons::RATE_LIMITED,
+        Error::Transport { .. }
+        | Error::Server { .. }
+        | Error::NotRunning { .. }
+        | Error::UnexpectedResponse { .. } => reasons::UNREACHABLE,
+        Error::Configuration(_) => reasons::INVALID_CONFIGURATION,
+        Error::UnsupportedServer { .. }
+        | Error::ProjectNotFound { .. }
+        | Error::RepositoryNotFound { .. }
+        | Error::NotFound { .. }
+        | Error::InvalidRequest { .. }
+        | Error::Conflict { .. } => reasons::UNSUPPORTED_SERVER,
+    }
 }
 
-/// Checks settings under a display name.
-pub async fn check_named(id: String, url: String, settings: Result<ClientConfig, Outcome>) -> CheckResult {
-    let mut result = CheckResult { id, url, identity: None, outcome: Outcome::ready(reasons::CONNECTED, "") };
-    let settings = match settings {
-        Ok(settings) => settings,
-        Err(outcome) => {
-            result.outcome = outcome;
-            return result;
+/// The error in plain words, with what to do where its own text does not say.
+pub fn message_for(error: &Error) -> String {
+    let advice = match error {
+        Error::Transport { .. } => {
+            "check the URL, the network in between (DNS, proxy, firewall) and that Bitbucket is up"
         }
+        Error::Server { .. } => {
+            "Bitbucket is in trouble: try again later, or ask its administrators to look at its logs"
+        }
+        Error::NotRunning { .. } => "wait until it is running, then check again",
+        Error::RateLimited { .. } => "wait and check again, or ask an administrator to raise the user's rate limit",
+        Error::UnexpectedResponse { .. } => "check that the URL points at Bitbucket and not at a proxy or login page",
+        Error::UnsupportedServer { .. }
+        | Error::ProjectNotFound { .. }
+        | Error::RepositoryNotFound { .. }
+        | Error::NotFound { .. }
+        | Error::InvalidRequest { .. }
+        | Error::Conflict { .. } => {
+            "point the URL at Bitbucket Data Center 6.6 or newer, with its context path (such as https://example.com/bitbucket)"
+        }
+        Error::Configuration(_) => "fix the URL or the TLS settings",
+        Error::BadCredentials { .. }
+        | Error::CaptchaRequired
+        | Error::BasicAuthDisabled
+        | Error::PermissionDenied { .. } => return error.to_string(),
     };
+    format!("{error}; {advice}")
+}
+
+/// Checks one set of client settings: one attempt per request, the connect timeout capped at
+/// [`CONNECT_TIMEOUT`].
+pub async fn check_settings(id: Option<ResourceId>, source: Option<String>, mut settings: ClientConfig) -> CheckResult {
+    settings.connect_timeout = settings.connect_timeout.min(CONNECT_TIMEOUT);
+    settings.retry = RetryPolicy { max_attempts: 1, ..settings.retry };
+    let url = settings.base_url.clone();
     let client = match Client::new(settings) {
         Ok(client) => client,
-        Err(error) => {
-            result.outcome = Outcome::from_error(&error);
-            return result;
-        }
+        Err(error) => return CheckResult::failed(id, source, url, reason_for(&error), message_for(&error)),
     };
     match client.verify_connection().await {
-        Ok(identity) => {
-            result.outcome = Outcome::ready(
-                reasons::CONNECTED,
-                format!("connected as {} to Bitbucket {}", identity.username, identity.version_text),
-            );
-            result.identity = Some(identity);
-        }
-        Err(error) => result.outcome = Outcome::from_error(&error),
+        Ok(identity) => CheckResult {
+            message: format!("connected as {} to Bitbucket {}", identity.username, identity.version_text),
+            id,
+            source,
+            url,
+            identity: Some(identity),
+            reason: reasons::CONNECTED,
+        },
+        Err(error) => CheckResult::failed(id, source, url, reason_for(&error), message_for(&error)),
     }
-    result
 }
 
-/// People's text.
+/// Runs the checks a request asks for. `Err` is bad input (a missing file, invalid manifests,
+/// an unknown name), said in plain words.
+pub async fn run(request: &CheckRequest) -> Result<Vec<CheckResult>, String> {
+    if request.files.is_empty() {
+        let Some(url) = &request.url else {
+            return Err("give manifests with -f PATH, or a server with --url URL and --token-file FILE".into());
+        };
+        let Some(credentials) = &request.credentials else {
+            return Err("--url without -f needs --token-file FILE, or --username USER with --password-file FILE".into());
+        };
+        let config = ClientConfig::new(url.trim_end_matches('/'), read_credentials(credentials)?);
+        return Ok(vec![check_settings(None, None, Tls::read(request)?.apply(config)).await]);
+    }
+    if request.credentials.is_some() {
+        return Err(
+            "with -f the credentials come from the Secrets in the manifests; drop --token-file and --password-file"
+                .into(),
+        );
+    }
+    let defaults = LoadOptions::default();
+    let options = LoadOptions {
+        default_namespace: request.namespace.clone().unwrap_or(defaults.default_namespace),
+        operator_namespace: request.operator_namespace.clone().unwrap_or(defaults.operator_namespace),
+    };
+    let mut manifests = load(&request.files, &options).map_err(|e| format!("the manifests are not valid:\n{e}"))?;
+    if let Some(url) = &request.url {
+        manifests.point_at(url.trim_end_matches('/'));
+    }
+    let chosen: Vec<ResolvedConfiguration<'_>> = manifests
+        .all_configurations()
+        .into_iter()
+        .filter(|c| request.name.as_deref().is_none_or(|name| c.name == name))
+        .filter(|c| match (&request.namespace, c.namespace) {
+            (Some(wanted), Some(namespace)) => wanted == namespace,
+            _ => true,
+        })
+        .collect();
+    if chosen.is_empty() {
+        let skipped = if manifests.skipped.is_empty() {
+            String::new()
+        } else {
+            let files: Vec<String> = manifests.skipped.iter().map(|f| f.display().to_string()).collect();
+            format!(" (skipped as not Kubernetes objects: {})", files.join(", "))
+        };
+        return Err(match (&request.name, &request.namespace) {
+            (Some(name), Some(namespace)) => {
+                format!(
+                    "no configuration named {name} in namespace {namespace} (or cluster-scoped) in the manifests{skipped}"
+                )
+            }
+            (Some(name), None) => format!("no configuration named {name} in the manifests{skipped}"),
+            _ => format!(
+                "the manifests hold no BitbucketConfiguration or ClusterBitbucketConfiguration{skipped}; give the files \
+                 that define them"
+            ),
+        });
+    }
+    let tls = Tls::read(request)?;
+    let mut checks = Vec::new();
+    for configuration in &chosen {
+        let id = configuration.id();
+        let source = Some(configuration.source.to_string());
+        let settings = manifests.client_config(configuration).map(|settings| tls.apply(settings)).map_err(|error| {
+            let message = format!("{error}{}", secret_hint(&manifests, configuration, &error));
+            (configuration.spec.url.clone(), error.reason(), message)
+        });
+        checks.push(async move {
+            match settings {
+                Ok(settings) => check_settings(Some(id), source, settings).await,
+                Err((url, reason, message)) => CheckResult::failed(Some(id), source, url, reason, message),
+            }
+        });
+    }
+    Ok(futures::future::join_all(checks).await)
+}
+
+/// Where a ClusterBitbucketConfiguration's Secret is missing from the operator's namespace but
+/// the manifests hold one of that name elsewhere, says so.
+fn secret_hint(manifests: &Manifests, configuration: &ResolvedConfiguration<'_>, error: &ConnectionError) -> String {
+    let ConnectionError::SecretNotFound { name, .. } = error else {
+        return String::new();
+    };
+    if configuration.namespace.is_some() {
+        return String::new();
+    }
+    match manifests.secrets.keys().find(|(_, secret)| secret == name) {
+        Some((namespace, _)) => format!(
+            " (the manifests hold a Secret {name} in namespace {namespace}: a ClusterBitbucketConfiguration reads its \
+             Secrets from the operator's namespace, so pass --operator-namespace {namespace} if that is it)"
+        ),
+        None => String::new(),
+    }
+}
+
+/// `--ca-file` and `--insecure-skip-verify`, which win over what manifests say.
+struct Tls {
+    ca_pem: Option<Vec<u8>>,
+    insecure_skip_verify: bool,
+}
+
+impl Tls {
+    fn read(request: &CheckRequest) -> Result<Self, String> {
+        let ca_pem = match &request.ca_file {
+            Some(file) => {
+                Some(std::fs::read(file).map_err(|e| format!("{}: cannot read the CA file: {e}", file.display()))?)
+            }
+            None => None,
+        };
+        Ok(Self { ca_pem, insecure_skip_verify: request.insecure_skip_verify })
+    }
+
+    fn apply(&self, mut config: ClientConfig) -> ClientConfig {
+        if self.insecure_skip_verify {
+            config.insecure_skip_verify = true;
+        }
+        if let Some(pem) = &self.ca_pem {
+            config.ca_pem = Some(pem.clone());
+        }
+        config
+    }
+}
+
+fn read_credentials(files: &CredentialFiles) -> Result<Credentials, String> {
+    Ok(match files {
+        CredentialFiles::Token(file) => Credentials::Token(Secret::new(read_secret_file(file, "token")?)),
+        CredentialFiles::Basic { username, password_file } => Credentials::Basic {
+            username: username.clone(),
+            password: Secret::new(read_secret_file(password_file, "password")?),
+        },
+    })
+}
+
+/// The one line of a file holding a secret (a final newline is allowed). The value is never
+/// part of an error.
+fn read_secret_file(path: &Path, what: &str) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the {what} file: {e}", path.display()))?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.trim().is_empty() || value.contains(['\n', '\r']) {
+        return Err(format!("{}: the {what} file must hold exactly one non-empty line", path.display()));
+    }
+    Ok(value.to_owned())
+}
+
+/// 0 when every check passed, 1 otherwise.
+pub fn exit_code(results: &[CheckResult]) -> u8 {
+    if results.iter().all(CheckResult::ok) { 0 } else { 1 }
+}
+
+/// People's text: per configuration, where it came from, the URL, the server, the user, the
+/// capabilities and the verdict.
 pub fn render_text(results: &[CheckResult]) -> String {
     let mut out = String::new();
     for result in results {
-        out.push_str(&format!("{}\n", result.id));
+        out.push_str(&format!("{}\n", result.name()));
+        if let Some(source) = &result.source {
+            out.push_str(&format!("    from:         {source}\n"));
+        }
         if !result.url.is_empty() {
             out.push_str(&format!("    url:          {}\n", result.url));
         }
@@ -81,12 +345,14 @@ pub fn render_text(results: &[CheckResult]) -> String {
                 identity.version_text
             ));
             out.push_str(&format!("    user:         {}\n", identity.username));
-            out.push_str(&format!("    capabilities: {}\n", capabilities(identity).join(", ")));
+            let capabilities = capabilities(identity);
+            let capabilities = if capabilities.is_empty() { "none announced".into() } else { capabilities.join(", ") };
+            out.push_str(&format!("    capabilities: {capabilities}\n"));
         }
         if result.ok() {
-            out.push_str(&format!("    OK: {}\n", result.outcome.message));
+            out.push_str(&format!("    OK: {}\n", result.message));
         } else {
-            out.push_str(&format!("    FAILED ({}): {}\n", result.outcome.reason, result.outcome.message));
+            out.push_str(&format!("    FAILED ({}): {}\n", result.reason, result.message));
         }
     }
     out
@@ -100,24 +366,24 @@ fn capabilities(identity: &ServerIdentity) -> Vec<&'static str> {
     if identity.capabilities.code_insights {
         list.push("codeInsights");
     }
-    if list.is_empty() {
-        list.push("none announced");
-    }
     list
 }
 
-/// Machines' JSON: one object per configuration.
+/// Machines' JSON: an array with one object per configuration.
 pub fn render_json(results: &[CheckResult]) -> Value {
     Value::Array(
         results
             .iter()
             .map(|r| {
                 json!({
-                    "name": r.id,
+                    "name": r.id.as_ref().map_or_else(|| r.url.clone(), |id| id.name.clone()),
+                    "kind": r.id.as_ref().map(|id| id.kind),
+                    "namespace": r.id.as_ref().and_then(|id| id.namespace.clone()),
+                    "source": r.source,
                     "url": r.url,
                     "ok": r.ok(),
-                    "reason": r.outcome.reason,
-                    "message": r.outcome.message,
+                    "reason": r.reason,
+                    "message": r.message,
                     "server": r.identity.as_ref().map(|i| json!({
                         "version": i.version_text,
                         "buildNumber": i.build_number,
@@ -129,4 +395,91 @@ pub fn render_json(results: &[CheckResult]) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_a_reason_of_the_connection_check() {
+        let cases = [
+            (Error::BadCredentials { reason: "x".into() }, reasons::BAD_CREDENTIALS),
+            (Error::CaptchaRequired, reasons::CAPTCHA_REQUIRED),
+            (Error::BasicAuthDisabled, reasons::BASIC_AUTH_DISABLED),
+            (Error::PermissionDenied { action: "list users".into() }, reasons::PERMISSION_DENIED),
+            (Error::RateLimited { retry_after: Duration::from_secs(3) }, reasons::RATE_LIMITED),
+            (Error::Transport { message: "refused".into(), timeout: false }, reasons::UNREACHABLE),
+            (Error::Server { status: 503 }, reasons::UNREACHABLE),
+            (Error::NotRunning { state: "STARTING".into() }, reasons::UNREACHABLE),
+            (
+                Error::UnexpectedResponse { status: 200, endpoint: "GET /status".into(), reason: "x".into() },
+                reasons::UNREACHABLE,
+            ),
+            (Error::Configuration("bad CA".into()), reasons::INVALID_CONFIGURATION),
+            (Error::UnsupportedServer { reason: "old".into() }, reasons::UNSUPPORTED_SERVER),
+            (Error::NotFound { what: "/rest/capabilities".into() }, reasons::UNSUPPORTED_SERVER),
+            (Error::ProjectNotFound { project: "P".into() }, reasons::UNSUPPORTED_SERVER),
+            (Error::RepositoryNotFound { project: "P".into(), slug: "r".into() }, reasons::UNSUPPORTED_SERVER),
+            (Error::InvalidRequest { field: None }, reasons::UNSUPPORTED_SERVER),
+            (Error::Conflict { exception: None }, reasons::UNSUPPORTED_SERVER),
+        ];
+        for (error, reason) in cases {
+            assert_eq!(reason_for(&error), reason, "{error:?}");
+            let message = message_for(&error);
+            assert!(message.starts_with(&error.to_string()), "{message}");
+            // Every message says what to do.
+            assert!(
+                ["check", "update", "grant", "use", "wait", "point", "fix", "try", "admin"]
+                    .iter()
+                    .any(|verb| message.contains(verb)),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn results_render_as_text_and_json() {
+        let ok = CheckResult {
+            id: Some(ResourceId { kind: "BitbucketConfiguration", namespace: Some("team".into()), name: "bb".into() }),
+            source: Some("team.yaml (document 2)".into()),
+            url: "https://bitbucket.example.com".into(),
+            identity: Some(ServerIdentity {
+                version: "9.4.22".parse().expect("a version"),
+                version_text: "9.4.22".into(),
+                build_number: Some("9004022".into()),
+                display_name: Some("Bitbucket".into()),
+                username: "svc".into(),
+                capabilities: crate::bitbucket::Capabilities { webhooks: true, code_insights: true },
+            }),
+            reason: reasons::CONNECTED,
+            message: "connected as svc to Bitbucket 9.4.22".into(),
+        };
+        let failed = CheckResult::failed(
+            None,
+            None,
+            "http://127.0.0.1:1".into(),
+            reasons::UNREACHABLE,
+            "cannot reach Bitbucket".into(),
+        );
+        let results = [ok, failed];
+        let text = render_text(&results);
+        assert!(text.contains("BitbucketConfiguration team/bb\n    from:         team.yaml (document 2)"), "{text}");
+        assert!(text.contains("server:       Bitbucket 9.4.22 (build 9004022)"), "{text}");
+        assert!(text.contains("capabilities: webhooks, codeInsights"), "{text}");
+        assert!(text.contains("OK: connected as svc"), "{text}");
+        assert!(
+            text.contains("http://127.0.0.1:1\n    url:          http://127.0.0.1:1\n    FAILED (Unreachable)"),
+            "{text}"
+        );
+        let json = render_json(&results);
+        assert_eq!(json[0]["name"], "bb");
+        assert_eq!(json[0]["namespace"], "team");
+        assert_eq!(json[0]["server"]["buildNumber"], "9004022");
+        assert_eq!(json[0]["capabilities"], json!(["webhooks", "codeInsights"]));
+        assert_eq!(json[1]["ok"], false);
+        assert_eq!(json[1]["server"], Value::Null);
+        assert_eq!(exit_code(&results), 1);
+        assert_eq!(exit_code(&results[..1]), 0);
+    }
 }

@@ -1,14 +1,19 @@
-//! `simulator`: the Bitbucket simulator as a program, for trying the operator and for users' CI.
+//! `simulator`: the Bitbucket simulator as a program, for trying the operator, the examples and
+//! the CLI without a Bitbucket, and for users' CI. It has no real security: its users, passwords
+//! and tokens are the seed's, printed at start, and it listens on loopback unless told otherwise.
 
-use std::net::SocketAddr;
+use std::{fmt::Write as _, net::SocketAddr, path::Path};
 
 use crate::simulator::{RunningSimulator, Seed, Simulator};
 
 /// The seed the demo and `simulator` use unless told otherwise: examples/simulator-seed.yaml.
 pub const DEFAULT_SEED: &str = include_str!("../../examples/simulator-seed.yaml");
 
-/// Reads a seed file (or the default one) into a seed.
-pub fn seed(file: Option<&std::path::Path>) -> Result<Seed, String> {
+/// The address `simulator` listens on by default, Bitbucket's usual port on loopback.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7990";
+
+/// Reads a seed file (or the built-in one). The error names the file and what is wrong.
+pub fn seed(file: Option<&Path>) -> Result<Seed, String> {
     let (text, name) = match file {
         Some(path) => (
             std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the seed: {e}", path.display()))?,
@@ -19,33 +24,101 @@ pub fn seed(file: Option<&std::path::Path>) -> Result<Seed, String> {
     Seed::from_yaml(&text).map_err(|e| format!("{name}: {e}"))
 }
 
-/// Starts a simulator on `listen`; refuses non-loopback addresses unless `allow_remote`.
+/// Starts a simulator on `listen`; refuses a non-loopback address unless `allow_remote`.
 pub async fn start(seed: Seed, listen: SocketAddr, allow_remote: bool) -> Result<RunningSimulator, String> {
     if !listen.ip().is_loopback() && !allow_remote {
         return Err(format!(
-            "{listen} is not a loopback address; the simulator has no real security, so pass --allow-remote to expose it"
+            "{listen} is not a loopback address; the simulator has no real security (its credentials are printed \
+             at start), so pass --allow-remote to expose it anyway"
         ));
     }
     let simulator = Simulator::new(seed).map_err(|e| format!("the seed is not consistent: {e}"))?;
     simulator.serve(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
 
-/// What a person needs to use the simulator: its URL, users and tokens (fake by design).
+/// What a person needs to use the simulator: its URL, its users with their passwords and tokens
+/// (the simulator's own, fake by design), its projects, and commands to try.
 pub fn banner(running: &RunningSimulator, seed: &Seed) -> String {
-    let mut out = format!("Bitbucket simulator listening on {}\n", running.base_url());
-    out.push_str("Users (simulator credentials, not real ones):\n");
+    let url = running.base_url();
+    let mut out = format!("Bitbucket simulator {} listening on {url}\n", seed.server.version);
+    out.push_str("Users (the simulator's own credentials, fake by design; never put real ones in a seed):\n");
     for user in &seed.users {
+        let mut line = format!("  {:<14}", user.name);
+        if let Some(permission) = user.global_permission {
+            let _ = write!(line, " {}", permission.as_str());
+        }
+        match &user.password {
+            Some(password) => {
+                let _ = write!(line, " password: {password}");
+            }
+            None => line.push_str(" (no password)"),
+        }
         let tokens: Vec<&str> = user.tokens.iter().map(|t| t.token.as_str()).collect();
-        let password = if user.password.is_some() { "has a password" } else { "no password" };
-        out.push_str(&format!(
-            "  {:<14} {password}; tokens: {}\n",
-            user.name,
-            if tokens.is_empty() { "none".into() } else { tokens.join(", ") }
-        ));
+        if !tokens.is_empty() {
+            let _ = write!(line, " token: {}", tokens.join(", "));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
-    let projects: Vec<String> =
-        seed.projects.iter().map(|p| format!("{} ({} repositories)", p.key, p.repositories.len())).collect();
-    out.push_str(&format!("Projects: {}\n", projects.join(", ")));
+    let projects: Vec<String> = seed
+        .projects
+        .iter()
+        .map(|p| {
+            let count = p.repositories.len();
+            format!("{} ({count} {})", p.key, if count == 1 { "repository" } else { "repositories" })
+        })
+        .collect();
+    if !projects.is_empty() {
+        let _ = writeln!(out, "Projects: {}", projects.join(", "));
+    }
+    if let Some(token) = seed.users.iter().flat_map(|u| &u.tokens).map(|t| t.token.as_str()).next() {
+        let _ =
+            writeln!(out, "Try:\n  echo {token} > token && bitbucket-operator check --url {url} --token-file token");
+        let _ = writeln!(out, "  bitbucket-operator plan -f examples/ --url {url}");
+    }
     out.push_str("Stop it with Ctrl-C.\n");
     out
+}
+
+/// Runs the simulator until Ctrl-C (or SIGTERM), printing the banner when it is ready.
+pub async fn run(seed_file: Option<&Path>, listen: SocketAddr, allow_remote: bool) -> Result<(), String> {
+    let seed = seed(seed_file)?;
+    let running = start(seed.clone(), listen, allow_remote).await?;
+    print!("{}", banner(&running, &seed));
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    super::run::termination().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_banner_shows_the_url_users_tokens_and_projects() {
+        let seed = seed(None).expect("the built-in seed");
+        let running = start(seed.clone(), "127.0.0.1:0".parse().expect("address"), false).await.expect("start");
+        let banner = banner(&running, &seed);
+        running.shutdown().await;
+        assert!(banner.contains("listening on http://127.0.0.1:"), "{banner}");
+        assert!(
+            banner.contains("svc-operator") && banner.contains("BBDC-replace-with-your-http-access-token"),
+            "{banner}"
+        );
+        assert!(banner.contains("fake by design"), "{banner}");
+        assert!(banner.contains("PLAT (") && banner.contains("SEC (1 repository)"), "{banner}");
+    }
+
+    #[tokio::test]
+    async fn remote_addresses_need_consent_and_bad_seeds_name_the_file() {
+        let refused = start(Seed::default(), "0.0.0.0:0".parse().expect("address"), false).await;
+        assert!(refused.is_err_and(|e| e.contains("--allow-remote")));
+        let file = std::env::temp_dir().join(format!("bbo-seed-{}.yaml", std::process::id()));
+        std::fs::write(&file, "users: [{name: a, tokens: [{name: t}]}]\n").expect("write");
+        let error = seed(Some(&file)).expect_err("a token without a value");
+        let _ = std::fs::remove_file(&file);
+        assert!(error.starts_with(&file.display().to_string()), "{error}");
+    }
 }
