@@ -105,22 +105,12 @@ impl CheckResult {
 /// endpoint or a refused request means the server is not a Bitbucket this operator can use.
 pub fn reason_for(error: &Error) -> &'static str {
     match error {
-        Error::BadCredentials { .. } => reasons::BAD_CREDENTIALS,
-        Error::CaptchaRequired => reasons::CAPTCHA_REQUIRED,
-        Error::BasicAuthDisabled => reasons::BASIC_AUTH_DISABLED,
-        Error::PermissionDenied { .. } => reasons::PERMISSION_DENIED,
-        Error::RateLimited { .. } => reasons::RATE_LIMITED,
-        Error::Transport { .. }
-        | Error::Server { .. }
-        | Error::NotRunning { .. }
-        | Error::UnexpectedResponse { .. } => reasons::UNREACHABLE,
-        Error::Configuration(_) => reasons::INVALID_CONFIGURATION,
-        Error::UnsupportedServer { .. }
-        | Error::ProjectNotFound { .. }
+        Error::ProjectNotFound { .. }
         | Error::RepositoryNotFound { .. }
         | Error::NotFound { .. }
         | Error::InvalidRequest { .. }
         | Error::Conflict { .. } => reasons::UNSUPPORTED_SERVER,
+        other => crate::plan::status::reason_for(other),
     }
 }
 

@@ -929,16 +929,7 @@ fn admit<K: DeserializeOwned>(value: &Value, origin: &Source, object: &str, prob
 
 /// One line, at most 300 bytes.
 fn one_line(text: &str) -> String {
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.len() > 300 {
-        let mut end = 300;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &line[..end])
-    } else {
-        line
-    }
+    crate::plan::status::shorten(&text.split_whitespace().collect::<Vec<_>>().join(" "), 300)
 }
 
 #[cfg(test)]

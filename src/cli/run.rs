@@ -54,18 +54,18 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
         "starting"
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let server =
-        tokio::spawn(telemetry::serve(options.telemetry.clone(), settings.metrics_addr, wait(stopped.clone())));
+    let server = tokio::spawn(telemetry::serve(
+        options.telemetry.clone(),
+        settings.metrics_addr,
+        controller::stopped_by(stopped.clone()),
+    ));
     let signal = async move {
         termination().await;
         let _ = stop.send(true);
     };
     controller::run_replica(kube, options, election, async move {
         signal.await;
-        let _ = wait(stopped).await;
+        controller::stopped_by(stopped).await;
     })
     .await;
     match server.await {

@@ -59,7 +59,7 @@ impl Events {
         action: &str,
         note: &str,
     ) -> Result<(), kube::Error> {
-        let note = truncate(note, 1024);
+        let note = crate::plan::status::shorten(note, 1024);
         let key = Key {
             regarding: (
                 regarding.kind.clone(),
@@ -106,15 +106,4 @@ impl Events {
         published.insert(key, Published { name, namespace, count: 1, last: Instant::now() });
         Ok(())
     }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max - 3;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &text[..end])
 }

@@ -178,6 +178,11 @@ pub(crate) fn measured(
     result
 }
 
+/// Resolves once `stop` turns true, or its sender is gone (which also means stop).
+pub async fn stopped_by(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
 async fn log_failure<T, E: std::fmt::Display>(controller: &'static str, result: Result<T, E>) {
     if let Err(error) = result {
         tracing::debug!(controller, %error, "reconcile trigger failed");
@@ -275,25 +280,21 @@ pub async fn run(
     let ctx_grace = options.shutdown_grace;
     let ctx = Arc::new(Context::new(kube, clients, memo, stores, options));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        // An error means the sender is gone, which also means stop.
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
     let controllers = futures::future::join4(
         configurations
-            .graceful_shutdown_on(signal(stopped.clone()))
+            .graceful_shutdown_on(stopped_by(stopped.clone()))
             .run(configuration::reconcile_namespaced, error_policy, ctx.clone())
             .for_each(|result| log_failure("BitbucketConfiguration", result)),
         cluster_configurations
-            .graceful_shutdown_on(signal(stopped.clone()))
+            .graceful_shutdown_on(stopped_by(stopped.clone()))
             .run(configuration::reconcile_cluster, error_policy, ctx.clone())
             .for_each(|result| log_failure("ClusterBitbucketConfiguration", result)),
         bindings
-            .graceful_shutdown_on(signal(stopped.clone()))
+            .graceful_shutdown_on(stopped_by(stopped.clone()))
             .run(binding::reconcile, error_policy, ctx.clone())
             .for_each(|result| log_failure("ProjectBinding", result)),
         reports
-            .graceful_shutdown_on(signal(stopped))
+            .graceful_shutdown_on(stopped_by(stopped))
             .run(report::reconcile, error_policy, ctx)
             .for_each(|result| log_failure("RequiredReport", result)),
     );
@@ -338,16 +339,13 @@ pub async fn run_replica(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
     loop {
         // A follower is ready: it is there to take over.
         telemetry.set_leader(false);
         telemetry.set_ready(true);
         tokio::select! {
             () = leader::acquire(&leases, &election) => {}
-            () = wait_stop(stopped.clone()) => return,
+            () = stopped_by(stopped.clone()) => return,
         }
         tracing::info!(identity = %election.identity, "leading");
         telemetry.set_leader(true);
@@ -359,7 +357,7 @@ pub async fn run_replica(
             async move {
                 tokio::select! {
                     () = leader::keep(&leases, &election) => {}
-                    () = wait_stop(stopped) => {}
+                    () = stopped_by(stopped) => {}
                 }
             }
         };

@@ -120,15 +120,20 @@ pub fn conditions(previous: &[Condition], outcome: &Outcome, generation: Option<
 
 /// Condition messages are capped (the API allows 32768 bytes; people read one line).
 fn bounded(message: &str) -> String {
-    const MAX: usize = 1024;
-    if message.len() <= MAX {
-        return message.to_owned();
+    shorten(message, 1024)
+}
+
+/// `text` cut to at most `max` bytes (at least 4), on a character boundary, ending in `...`
+/// when it was cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
     }
-    let mut end = MAX - 3;
-    while !message.is_char_boundary(end) {
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}...", &message[..end])
+    format!("{}...", &text[..end])
 }
 
 #[cfg(test)]
