@@ -257,6 +257,11 @@ async fn dispatch(store: &Arc<Store>, request: Request) -> Result<Response, ApiE
                 .unwrap_or_else(|_| error_response(&ApiError::bad_request("cannot build the watch response"))))
         }
         (Method::GET, None) => {
+            // A slow list (a busy API server, a large collection) is served as of when it ends.
+            let delay = store.list_delay(resource_type);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let options = ListOptions {
                 selectors: params.selectors(store, resource)?,
                 resource_version: params.get("resourceVersion").map(str::to_owned),

@@ -88,6 +88,8 @@
 //!   a change (it is opaque on a real server: never compare or do arithmetic on it).
 //! - Not served: `/watch/` paths, scale, `/finalize` and other subresources, proxy, exec and
 //!   logs, CRD objects themselves (`apiextensions.k8s.io`), any kind not listed above.
+//! - Lists are answered at once unless [`FakeKube::delay_lists`] slows them down (a real
+//!   server's take as long as they take).
 //! - Timestamps the server sets have one-second precision. `Warning` headers, audit
 //!   annotations and `Retry-After` are never sent; failures injected with
 //!   [`FakeKube::fail_next`] are a bare `Status` with the code asked for.
@@ -266,6 +268,13 @@ impl FakeKube {
 
     pub fn clear_requests(&self) {
         self.store.clear_requests();
+    }
+
+    /// Makes every later list of a resource (a plural or `plural.group`) wait `delay` before it is
+    /// served, as a busy API server's does; `Duration::ZERO` ends it. Watches are not delayed,
+    /// so the stores of a client fill in the order the test chooses.
+    pub fn delay_lists(&self, resource: &str, delay: std::time::Duration) {
+        self.store.delay_lists(resource, delay);
     }
 
     /// Makes the next request with this HTTP method (`"*"` any) on this resource (a plural or

@@ -204,6 +204,8 @@ pub struct Store {
     pub registry: Registry,
     pub config: Config,
     state: Mutex<State>,
+    /// How long a list of a resource (by plural or `plural.group`) waits before it is served.
+    list_delays: Mutex<BTreeMap<String, Duration>>,
 }
 
 /// Now, to the second, as `metadata` timestamps are written.
@@ -427,7 +429,7 @@ impl Write<'_> {
 
 impl Store {
     pub fn new(registry: Registry, config: Config) -> Self {
-        Self { registry, config, state: Mutex::new(State::default()) }
+        Self { registry, config, state: Mutex::new(State::default()), list_delays: Mutex::default() }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -503,6 +505,21 @@ impl Store {
         let mut state = self.state();
         state.requests.clear();
         state.request_count = 0;
+    }
+
+    pub fn delay_lists(&self, resource: &str, delay: Duration) {
+        let mut delays = self.list_delays.lock().unwrap_or_else(PoisonError::into_inner);
+        if delay.is_zero() {
+            delays.remove(resource);
+        } else {
+            delays.insert(resource.to_owned(), delay);
+        }
+    }
+
+    /// How long a list of this resource waits before it is served.
+    pub fn list_delay(&self, resource: &ResourceType) -> Duration {
+        let delays = self.list_delays.lock().unwrap_or_else(PoisonError::into_inner);
+        delays.get(&resource.plural).or_else(|| delays.get(&resource.group_resource())).copied().unwrap_or_default()
     }
 
     pub fn fail_next(&self, method: &str, resource: &str, code: u16) {
