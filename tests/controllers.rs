@@ -11,6 +11,8 @@
 //! - `bitbucket_changes`: repositories deleted and added behind the operator's back, drift, a
 //!   server without the merge-check API.
 //! - `deletion`: finalizers, deletion policies, and the order of deletion.
+//! - `restart`: restarts over converged state with the stores filling in the worst orders, and
+//!   a kill in the middle of a cold round.
 //! - `figures`: the Bitbucket requests of a cold reconcile and of a no-op resync.
 
 mod fake_kube;
@@ -31,3 +33,5 @@ mod happy_path;
 mod references;
 #[path = "controllers/resilience.rs"]
 mod resilience;
+#[path = "controllers/restart.rs"]
+mod restart;

@@ -61,7 +61,6 @@ impl Connection {
 }
 
 /// The clients, by configuration.
-#[derive(Default)]
 pub struct Clients {
     entries: Mutex<HashMap<ConfigurationKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     epochs: Mutex<HashMap<ConfigurationKey, u64>>,
@@ -70,6 +69,20 @@ pub struct Clients {
     /// or timeout, or after a Secret problem) sends a rejected credential again.
     rejected: Mutex<HashMap<ConfigurationKey, (u64, Error)>>,
     observer: Option<Arc<dyn crate::bitbucket::Observer>>,
+    /// Counts completed checks, so that dependents can wait for one.
+    checks: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            epochs: Mutex::default(),
+            rejected: Mutex::default(),
+            observer: None,
+            checks: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl Clients {
@@ -142,7 +155,26 @@ impl Clients {
         };
         *guard = Some(connection.clone());
         self.epochs.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), epoch);
+        drop(guard);
+        self.checks.send_modify(|n| *n = n.wrapping_add(1));
         Ok((connection, true))
+    }
+
+    /// The connection of a configuration once this process has checked it, waiting up to
+    /// `patience` for a check in flight (after a restart, dependents start before their
+    /// configuration's first check is done). `None` when no check finished in time.
+    pub async fn checked(&self, key: &ConfigurationKey, patience: Duration) -> Option<Connection> {
+        let mut checks = self.checks.subscribe();
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(connection) = self.current(key).await {
+                return Some(connection);
+            }
+            match tokio::time::timeout_at(deadline, checks.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
     }
 
     /// The current connection of a configuration, if it was checked.

@@ -2,14 +2,10 @@
 //! change, on Secret rotation and every resync; status with server, identity and capabilities.
 //! Deletion waits while bindings still use the configuration.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{
-    Api, Resource, ResourceExt,
-    runtime::{controller::Action, finalizer},
-};
-use serde::{Serialize, de::DeserializeOwned};
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Condition};
+use kube::{Api, Resource, ResourceExt};
 
 use crate::{
     api::{
@@ -17,136 +13,144 @@ use crate::{
         configuration::ServerInfo, refs::ConfigurationKind,
     },
     plan::{
-        connection::{SecretData, client_config, referenced_secrets},
+        connection::{SecretData, client_config, host_allowed, host_of, referenced_secrets},
         reasons,
         status::{Outcome, Phase, reason_for},
     },
 };
 
 use super::{
-    Error, FINALIZER,
+    Error,
     clients::ConfigurationKey,
-    context::{Context, jittered, key_of},
+    context::Context,
+    reconcile::{Cleanup, EventRule, Kind, Next, Round},
+    references::{resync_interval, users_of},
     status,
 };
 
-/// Reconciles a BitbucketConfiguration.
-pub async fn reconcile_namespaced(object: Arc<BitbucketConfiguration>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = tokio::time::Instant::now();
-    let namespace = object.namespace().unwrap_or_default();
-    if !super::in_scope(&ctx, &namespace) {
-        return Ok(Action::await_change());
+const EVENTS: EventRule =
+    EventRule { action: "CheckConnection", phases: &[Phase::Ready, Phase::Reconciling, Phase::Stalled] };
+
+impl Kind for BitbucketConfiguration {
+    const KIND: &'static str = "BitbucketConfiguration";
+    const EVENTS: EventRule = EVENTS;
+    type Status = ConfigurationStatus;
+
+    fn status(&self) -> Option<&ConfigurationStatus> {
+        self.status.as_ref()
     }
-    let api: Api<BitbucketConfiguration> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let key = ConfigurationKey {
-        kind: ConfigurationKind::BitbucketConfiguration,
-        namespace: Some(namespace.clone()),
-        name: object.name_any(),
+
+    fn conditions(status: &ConfigurationStatus) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn stamp(status: &mut ConfigurationStatus, generation: Option<i64>, conditions: Vec<Condition>) {
+        status.observed_generation = generation;
+        status.conditions = conditions;
+    }
+
+    fn api(ctx: &Context, object: &Self) -> Api<Self> {
+        Api::namespaced(ctx.kube.clone(), &object.namespace().unwrap_or_default())
+    }
+
+    fn in_scope(ctx: &Context, object: &Self) -> bool {
+        super::in_scope(ctx, &object.namespace().unwrap_or_default())
+    }
+
+    async fn round(ctx: &Context, object: &Self) -> Result<Round<ConfigurationStatus>, Error> {
+        let namespace = object.namespace().unwrap_or_default();
+        check(ctx, object, &object.spec, object.status.as_ref(), &key(object), &namespace).await
+    }
+
+    async fn cleanup(ctx: &Context, object: &Self) -> Result<Cleanup<ConfigurationStatus>, Error> {
+        let namespace = object.namespace().unwrap_or_default();
+        wait_for_users(ctx, &object.spec, object.status.as_ref(), &key(object), &namespace).await
+    }
+}
+
+impl Kind for ClusterBitbucketConfiguration {
+    const KIND: &'static str = "ClusterBitbucketConfiguration";
+    const EVENTS: EventRule = EVENTS;
+    type Status = ConfigurationStatus;
+
+    fn status(&self) -> Option<&ConfigurationStatus> {
+        self.status.as_ref()
+    }
+
+    fn conditions(status: &ConfigurationStatus) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn stamp(status: &mut ConfigurationStatus, generation: Option<i64>, conditions: Vec<Condition>) {
+        status.observed_generation = generation;
+        status.conditions = conditions;
+    }
+
+    fn api(ctx: &Context, _: &Self) -> Api<Self> {
+        Api::all(ctx.kube.clone())
+    }
+
+    fn in_scope(_: &Context, _: &Self) -> bool {
+        true
+    }
+
+    /// Its Secrets live in the operator's namespace.
+    async fn round(ctx: &Context, object: &Self) -> Result<Round<ConfigurationStatus>, Error> {
+        let namespace = ctx.options.operator_namespace.clone();
+        check(ctx, object, &object.spec.connection, object.status.as_ref(), &key(object), &namespace).await
+    }
+
+    async fn cleanup(ctx: &Context, object: &Self) -> Result<Cleanup<ConfigurationStatus>, Error> {
+        let namespace = ctx.options.operator_namespace.clone();
+        wait_for_users(ctx, &object.spec.connection, object.status.as_ref(), &key(object), &namespace).await
+    }
+}
+
+/// The key of a configuration of either kind.
+pub fn key<K: Resource<DynamicType = ()>>(object: &K) -> ConfigurationKey {
+    let kind = if K::kind(&()) == ClusterBitbucketConfiguration::kind(&()) {
+        ConfigurationKind::ClusterBitbucketConfiguration
+    } else {
+        ConfigurationKind::BitbucketConfiguration
     };
-    let result = finalizer(&api, FINALIZER, object, |event| async {
-        match event {
-            finalizer::Event::Apply(object) => {
-                let spec = object.spec.clone();
-                let status = object.status.clone();
-                check(&ctx, &api, object.as_ref(), &spec, status.as_ref(), &key, &namespace).await
-            }
-            finalizer::Event::Cleanup(object) => {
-                let status = object.status.clone();
-                let spec = object.spec.clone();
-                cleanup(&ctx, &api, object.as_ref(), status.as_ref(), &key, &spec, &namespace).await
-            }
-        }
-    })
-    .await
-    .map_err(Error::from_finalizer);
-    super::measured(&ctx, "BitbucketConfiguration", started, result)
+    ConfigurationKey { kind, namespace: object.meta().namespace.clone(), name: object.name_any() }
 }
 
-/// Reconciles a ClusterBitbucketConfiguration (its Secrets live in the operator's namespace).
-pub async fn reconcile_cluster(object: Arc<ClusterBitbucketConfiguration>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = tokio::time::Instant::now();
-    let api: Api<ClusterBitbucketConfiguration> = Api::all(ctx.kube.clone());
-    let key = ConfigurationKey {
-        kind: ConfigurationKind::ClusterBitbucketConfiguration,
-        namespace: None,
-        name: object.name_any(),
-    };
-    let namespace = ctx.options.operator_namespace.clone();
-    let result = finalizer(&api, FINALIZER, object, |event| async {
-        match event {
-            finalizer::Event::Apply(object) => {
-                let spec = object.spec.connection.clone();
-                let status = object.status.clone();
-                check(&ctx, &api, object.as_ref(), &spec, status.as_ref(), &key, &namespace).await
-            }
-            finalizer::Event::Cleanup(object) => {
-                let status = object.status.clone();
-                let spec = object.spec.connection.clone();
-                cleanup(&ctx, &api, object.as_ref(), status.as_ref(), &key, &spec, &namespace).await
-            }
-        }
-    })
-    .await
-    .map_err(Error::from_finalizer);
-    super::measured(&ctx, "ClusterBitbucketConfiguration", started, result)
-}
-
-/// The resync interval of a configuration, capped by the operator's `max_resync`.
-pub fn resync_interval(ctx: &Context, spec: &BitbucketConfigurationSpec) -> Duration {
-    let interval = Duration::from(spec.resync_interval);
-    ctx.options.max_resync.map_or(interval, |cap| interval.min(cap)).max(Duration::from_millis(100))
-}
-
-async fn check<K>(
+async fn check<K: Resource<DynamicType = ()>>(
     ctx: &Context,
-    api: &Api<K>,
     object: &K,
     spec: &BitbucketConfigurationSpec,
     previous: Option<&ConfigurationStatus>,
     key: &ConfigurationKey,
     secrets_namespace: &str,
-) -> Result<Action, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
-{
-    let memo_key = key_of(object);
-    let generation = object.meta().generation;
-    let interval = resync_interval(ctx, spec);
-    if let Err(wait) = ctx.memo.due(&memo_key, generation) {
-        return Ok(Action::requeue(wait));
-    }
-
-    let mut status = ConfigurationStatus { observed_generation: generation, ..Default::default() };
+) -> Result<Round<ConfigurationStatus>, Error> {
+    let interval = resync_interval(&ctx.options, spec);
+    let status = ConfigurationStatus { observed_generation: object.meta().generation, ..Default::default() };
+    let stalled = |outcome: Outcome| {
+        ctx.clients.forget(key);
+        Ok(Round::finished(status.clone(), outcome, interval))
+    };
     let config = match settings(ctx, spec, secrets_namespace).await? {
         Ok(config) => config,
-        Err(error) => {
-            ctx.clients.forget(key);
-            let outcome = Outcome::stalled(error.reason(), error.to_string());
-            return finish(ctx, api, object, previous, status, &outcome, interval).await;
-        }
+        Err(error) => return stalled(Outcome::stalled(error.reason(), error.to_string())),
     };
-    if !crate::plan::connection::host_allowed(&spec.url, &ctx.options.allowed_hosts) {
-        ctx.clients.forget(key);
-        let host = crate::plan::connection::host_of(&spec.url).unwrap_or_default();
-        let outcome = Outcome::stalled(
+    if !host_allowed(&spec.url, &ctx.options.allowed_hosts) {
+        let host = host_of(&spec.url).unwrap_or_default();
+        return stalled(Outcome::stalled(
             reasons::HOST_NOT_ALLOWED,
             format!(
                 "the operator may not send credentials to {host}: it is not among the allowed Bitbucket hosts ({}); use an allowed URL or ask the operator's administrators to allow it",
                 ctx.options.allowed_hosts.join(", ")
             ),
-        );
-        return finish(ctx, api, object, previous, status, &outcome, interval).await;
+        ));
     }
     let connection = match ctx.clients.check(key, config, Duration::ZERO).await {
         Ok((connection, _)) => connection,
-        Err(error) => {
-            ctx.clients.forget(key);
-            let outcome = Outcome::stalled(reason_for(&error), error.to_string());
-            return finish(ctx, api, object, previous, status, &outcome, interval).await;
-        }
+        Err(error) => return stalled(Outcome::stalled(reason_for(&error), error.to_string())),
     };
+    let mut status = status;
     status.last_checked_time = Some(status::now());
-    let outcome = match (&connection.identity, &connection.error) {
+    let (outcome, next) = match (&connection.identity, &connection.error) {
         (Some(identity), None) => {
             status.server = Some(ServerInfo {
                 version: identity.version_text.clone(),
@@ -160,10 +164,8 @@ where
             if identity.capabilities.code_insights {
                 status.capabilities.push("codeInsights".into());
             }
-            Outcome::ready(
-                reasons::CONNECTED,
-                format!("connected to Bitbucket {} as {}", identity.version_text, identity.username),
-            )
+            let message = format!("connected to Bitbucket {} as {}", identity.version_text, identity.username);
+            (Outcome::ready(reasons::CONNECTED, message), Next::Resync(interval))
         }
         (_, Some(error)) => {
             // Keep what the last good check learnt, so `kubectl get` still shows the server.
@@ -173,66 +175,39 @@ where
                 status.capabilities = previous.capabilities.clone();
             }
             let outcome = Outcome::from_error(error);
-            if outcome.phase == Phase::Reconciling {
-                write(ctx, api, object, previous, status, &outcome).await?;
-                return Err(Error::Bitbucket(error.clone()));
-            }
-            outcome
+            let next =
+                if outcome.phase == Phase::Reconciling { Next::Retry(error.clone()) } else { Next::Resync(interval) };
+            (outcome, next)
         }
-        (None, None) => Outcome::reconciling(reasons::PROGRESSING, "checking the connection"),
+        (None, None) => (Outcome::reconciling(reasons::PROGRESSING, "checking the connection"), Next::Resync(interval)),
     };
-    finish(ctx, api, object, previous, status, &outcome, interval).await
+    keep_recent_check_time(&mut status, previous, &outcome, interval);
+    Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 })
 }
 
-/// Writes status, records the round and schedules the next resync.
-async fn finish<K>(
-    ctx: &Context,
-    api: &Api<K>,
-    object: &K,
+/// `lastCheckedTime` says when the connection was last proven as the status describes it; it is
+/// refreshed at most every half resync interval, so that a check that finds what the last one
+/// found (a restart, a Secret touched without change) writes nothing.
+fn keep_recent_check_time(
+    status: &mut ConfigurationStatus,
     previous: Option<&ConfigurationStatus>,
-    status: ConfigurationStatus,
     outcome: &Outcome,
     interval: Duration,
-) -> Result<Action, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
-{
-    write(ctx, api, object, previous, status, outcome).await?;
-    let key = key_of(object);
-    ctx.backoff.reset(&key);
-    let next = jittered(interval);
-    ctx.memo.done(&key, object.meta().generation, next);
-    Ok(Action::requeue(next))
-}
-
-async fn write<K>(
-    ctx: &Context,
-    api: &Api<K>,
-    object: &K,
-    previous: Option<&ConfigurationStatus>,
-    mut status: ConfigurationStatus,
-    outcome: &Outcome,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
-{
-    let old = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
-    if outcome.phase == Phase::Stalled {
-        let kind = if K::kind(&()) == "ClusterBitbucketConfiguration" {
-            "ClusterBitbucketConfiguration"
-        } else {
-            "BitbucketConfiguration"
-        };
-        ctx.options.telemetry.stalled(kind, outcome.reason);
+) {
+    let Some(previous) = previous else { return };
+    let Some(checked) = previous.last_checked_time.as_ref() else { return };
+    let age = k8s_openapi::jiff::Timestamp::now().duration_since(checked.0);
+    let recent = age.is_positive() && age.unsigned_abs() < interval / 2;
+    let ready = crate::api::conditions::find(&previous.conditions, crate::api::conditions::READY);
+    let same_outcome = ready.is_some_and(|c| c.reason == outcome.reason && c.message == outcome.message);
+    let same = ConfigurationStatus {
+        conditions: previous.conditions.clone(),
+        last_checked_time: previous.last_checked_time.clone(),
+        ..status.clone()
+    } == *previous;
+    if recent && same_outcome && same {
+        status.last_checked_time = previous.last_checked_time.clone();
     }
-    status.observed_generation = object.meta().generation;
-    status.conditions = status::conditions_for(object, old, outcome);
-    let old_reason = crate::api::conditions::find(old, crate::api::conditions::READY).map(|c| c.reason.clone());
-    if old_reason.as_deref() != Some(outcome.reason) {
-        let warning = outcome.phase != Phase::Ready;
-        ctx.event(object, warning, outcome.reason, "CheckConnection", &outcome.message).await;
-    }
-    status::apply(api, object, &status).await
 }
 
 /// The client settings from the spec and the Secrets it names.
@@ -251,42 +226,28 @@ async fn settings(
     Ok(client_config(spec, secrets_namespace, |name| found.get(name).cloned()))
 }
 
-async fn cleanup<K>(
+/// A configuration goes once no binding uses it; until then it keeps serving them a proven
+/// client (after a restart, it proves one for them first).
+async fn wait_for_users(
     ctx: &Context,
-    api: &Api<K>,
-    object: &K,
+    spec: &BitbucketConfigurationSpec,
     previous: Option<&ConfigurationStatus>,
     key: &ConfigurationKey,
-    spec: &BitbucketConfigurationSpec,
     secrets_namespace: &str,
-) -> Result<Action, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
-{
-    let users: Vec<String> = ctx
-        .stores
-        .bindings
-        .state()
-        .iter()
-        .filter(|b| super::binding::uses(b, key))
-        .map(|b| format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()))
-        .collect();
-    if !users.is_empty() {
-        let message = format!(
-            "still used by ProjectBinding {}; delete those first (their webhooks and checks need this configuration to be removed)",
-            users.join(", ")
-        );
-        // Its users clean up with its client: after a restart, there is none until checked.
-        if !ctx.clients.current(key).await.is_some_and(|c| c.is_ready())
-            && let Ok(config) = settings(ctx, spec, secrets_namespace).await?
-        {
-            let _ = ctx.clients.check(key, config, Duration::ZERO).await;
-        }
-        let status = previous.cloned().unwrap_or_default();
-        write(ctx, api, object, previous, status, &Outcome::reconciling(reasons::IN_USE, message.clone())).await?;
-        return Err(Error::Waiting(message));
+) -> Result<Cleanup<ConfigurationStatus>, Error> {
+    let users = users_of(&ctx.stores, key);
+    if users.is_empty() {
+        ctx.clients.remove(key);
+        return Ok(Cleanup::Done(Vec::new()));
     }
-    ctx.clients.remove(key);
-    ctx.memo.forget(&key_of(object));
-    Ok(Action::await_change())
+    let message = format!(
+        "still used by ProjectBinding {}; delete those first (their webhooks and checks need this configuration to be removed)",
+        users.join(", ")
+    );
+    if !ctx.clients.current(key).await.is_some_and(|c| c.is_ready())
+        && let Ok(config) = settings(ctx, spec, secrets_namespace).await?
+    {
+        let _ = ctx.clients.check(key, config, Duration::ZERO).await;
+    }
+    Ok(Cleanup::Waiting(previous.cloned().unwrap_or_default(), Outcome::reconciling(reasons::IN_USE, message)))
 }

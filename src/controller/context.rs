@@ -8,12 +8,10 @@ use std::{
     time::Duration,
 };
 
-use kube::{Resource, ResourceExt, runtime::reflector::Store};
+use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
-use crate::api::{BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredReport};
-
-use super::clients::Clients;
+use super::{clients::Clients, stores::Stores};
 
 /// The name the operator writes under (field manager, Event reporter, finalizer prefix).
 pub const MANAGER: &str = "bitbucket-operator";
@@ -59,19 +57,6 @@ impl Default for Options {
             telemetry: std::sync::Arc::default(),
         }
     }
-}
-
-/// The caches of the operator's kinds, kept by the controllers' watches.
-#[derive(Clone)]
-pub struct Stores {
-    /// BitbucketConfigurations.
-    pub configurations: Store<BitbucketConfiguration>,
-    /// ClusterBitbucketConfigurations.
-    pub cluster_configurations: Store<ClusterBitbucketConfiguration>,
-    /// ProjectBindings.
-    pub bindings: Store<ProjectBinding>,
-    /// RequiredReports.
-    pub reports: Store<RequiredReport>,
 }
 
 /// Shared by every reconcile.

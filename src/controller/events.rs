@@ -107,3 +107,10 @@ impl Events {
         Ok(())
     }
 }
+
+/// Up to ten names, and how many more, for an Event's note.
+pub fn listed(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+}

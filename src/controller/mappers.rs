@@ -11,7 +11,10 @@ use std::{
 };
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::{ResourceExt, runtime::reflector::ObjectRef};
+use kube::{
+    ResourceExt,
+    runtime::reflector::{ObjectRef, Store},
+};
 
 use crate::{
     api::{
@@ -23,8 +26,10 @@ use crate::{
 };
 
 use super::{
-    clients::{Clients, ConfigurationKey},
-    context::{Memo, Stores, key_of},
+    clients::Clients,
+    context::{Memo, key_of},
+    references::uses,
+    stores::Stores,
 };
 
 /// Remembers a fingerprint per object and says whether it changed.
@@ -65,7 +70,7 @@ where
 pub fn secret_to_configurations(
     stores: &Stores,
     memo: &Arc<Memo>,
-) -> impl Fn(Secret) -> Vec<ObjectRef<BitbucketConfiguration>> + Send + Sync + 'static {
+) -> impl Fn(Arc<Secret>) -> Vec<ObjectRef<BitbucketConfiguration>> + Send + Sync + 'static {
     let store = stores.configurations.clone();
     let memo = memo.clone();
     move |secret| {
@@ -81,7 +86,7 @@ pub fn secret_to_cluster_configurations(
     stores: &Stores,
     memo: &Arc<Memo>,
     operator_namespace: String,
-) -> impl Fn(Secret) -> Vec<ObjectRef<ClusterBitbucketConfiguration>> + Send + Sync + 'static {
+) -> impl Fn(Arc<Secret>) -> Vec<ObjectRef<ClusterBitbucketConfiguration>> + Send + Sync + 'static {
     let store = stores.cluster_configurations.clone();
     let memo = memo.clone();
     move |secret| {
@@ -96,7 +101,7 @@ pub fn secret_to_cluster_configurations(
 pub fn secret_to_bindings(
     stores: &Stores,
     memo: &Arc<Memo>,
-) -> impl Fn(Secret) -> Vec<ObjectRef<ProjectBinding>> + Send + Sync + 'static {
+) -> impl Fn(Arc<Secret>) -> Vec<ObjectRef<ProjectBinding>> + Send + Sync + 'static {
     let store = stores.bindings.clone();
     let memo = memo.clone();
     move |secret| {
@@ -109,75 +114,87 @@ pub fn secret_to_bindings(
     }
 }
 
-/// What of a configuration its bindings depend on.
-fn configuration_state(generation: Option<i64>, status: Option<&ConfigurationStatus>, epoch: u64) -> impl Hash {
+/// What of a configuration its bindings depend on: its generation, readiness, client, and (for
+/// a cluster configuration) the namespaces it allows.
+fn configuration_state(
+    generation: Option<i64>,
+    status: Option<&ConfigurationStatus>,
+    epoch: u64,
+    allowed: Option<&[String]>,
+    exists: bool,
+) -> impl Hash {
     let ready = status.and_then(|s| find(&s.conditions, READY)).map(|c| (c.status.clone(), c.reason.clone()));
-    (generation, ready, epoch)
+    (generation, ready, epoch, allowed.map(<[String]>::to_vec), exists)
 }
 
-fn bindings_of(
-    store: &kube::runtime::reflector::Store<ProjectBinding>,
-    memo: &Memo,
-    key: &ConfigurationKey,
-) -> Vec<ObjectRef<ProjectBinding>> {
-    dependents(store, memo, |b| super::binding::uses(b, key))
-}
-
-pub fn configuration_to_bindings(
+/// A configuration of either kind wakes the bindings that use it when what they depend on
+/// changed.
+pub fn configuration_to_bindings<K>(
     stores: &Stores,
+    own: &Store<K>,
     memo: &Arc<Memo>,
     clients: &Arc<Clients>,
-) -> impl Fn(BitbucketConfiguration) -> Vec<ObjectRef<ProjectBinding>> + Send + Sync + 'static {
+) -> impl Fn(Arc<K>) -> Vec<ObjectRef<ProjectBinding>> + Send + Sync + 'static
+where
+    K: Configuration + Clone,
+{
     let store = stores.bindings.clone();
+    let own = own.clone();
     let memo = memo.clone();
     let clients = clients.clone();
     let seen = Seen::default();
     move |configuration| {
-        let key = ConfigurationKey {
-            kind: ConfigurationKind::BitbucketConfiguration,
-            namespace: configuration.namespace(),
-            name: configuration.name_any(),
-        };
-        let state =
-            configuration_state(configuration.metadata.generation, configuration.status.as_ref(), clients.epoch(&key));
-        if !seen.changed(key_of(&configuration), state) {
-            return Vec::new();
-        }
-        bindings_of(&store, &memo, &key)
-    }
-}
-
-pub fn cluster_configuration_to_bindings(
-    stores: &Stores,
-    memo: &Arc<Memo>,
-    clients: &Arc<Clients>,
-) -> impl Fn(ClusterBitbucketConfiguration) -> Vec<ObjectRef<ProjectBinding>> + Send + Sync + 'static {
-    let store = stores.bindings.clone();
-    let memo = memo.clone();
-    let clients = clients.clone();
-    let seen = Seen::default();
-    move |configuration| {
-        let key = ConfigurationKey {
-            kind: ConfigurationKind::ClusterBitbucketConfiguration,
-            namespace: None,
-            name: configuration.name_any(),
-        };
-        let state = (
-            configuration_state(configuration.metadata.generation, configuration.status.as_ref(), clients.epoch(&key)),
-            &configuration.spec.allowed_namespaces.names,
+        let key = super::configuration::key(configuration.as_ref());
+        let state = configuration_state(
+            configuration.meta().generation,
+            configuration.configuration_status(),
+            clients.epoch(&key),
+            configuration.allowed_names(),
+            // Gone from its store: it was deleted.
+            own.get(&ObjectRef::from_obj(configuration.as_ref())).is_some(),
         );
-        if !seen.changed(key_of(&configuration), state) {
+        if !seen.changed(key_of(configuration.as_ref()), state) {
             return Vec::new();
         }
-        bindings_of(&store, &memo, &key)
+        dependents(&store, &memo, |b| uses(b, &key))
     }
 }
 
+/// What the mappers read of a configuration of either kind.
+pub trait Configuration: kube::Resource<DynamicType = ()> + Send + Sync + 'static {
+    /// Its status.
+    fn configuration_status(&self) -> Option<&ConfigurationStatus>;
+    /// The namespace names a cluster configuration allows (none for a namespaced one).
+    fn allowed_names(&self) -> Option<&[String]>;
+}
+
+impl Configuration for BitbucketConfiguration {
+    fn configuration_status(&self) -> Option<&ConfigurationStatus> {
+        self.status.as_ref()
+    }
+
+    fn allowed_names(&self) -> Option<&[String]> {
+        None
+    }
+}
+
+impl Configuration for ClusterBitbucketConfiguration {
+    fn configuration_status(&self) -> Option<&ConfigurationStatus> {
+        self.status.as_ref()
+    }
+
+    fn allowed_names(&self) -> Option<&[String]> {
+        Some(&self.spec.allowed_namespaces.names)
+    }
+}
+
+/// A binding wakes its reports when its repositories or readiness changed.
 pub fn binding_to_reports(
     stores: &Stores,
     memo: &Arc<Memo>,
-) -> impl Fn(ProjectBinding) -> Vec<ObjectRef<RequiredReport>> + Send + Sync + 'static {
+) -> impl Fn(Arc<ProjectBinding>) -> Vec<ObjectRef<RequiredReport>> + Send + Sync + 'static {
     let store = stores.reports.clone();
+    let bindings = stores.bindings.clone();
     let memo = memo.clone();
     let seen = Seen::default();
     move |binding| {
@@ -185,8 +202,10 @@ pub fn binding_to_reports(
         let slugs: Vec<&str> =
             status.map(|s| s.repositories.iter().map(|r| r.slug.as_str()).collect()).unwrap_or_default();
         let ready = status.and_then(|s| find(&s.conditions, READY)).map(|c| (c.status.clone(), c.reason.clone()));
-        let state = (binding.metadata.generation, status.and_then(|s| s.observed_generation), slugs, ready);
-        if !seen.changed(key_of(&binding), state) {
+        // Gone from its store: it was deleted.
+        let exists = bindings.get(&ObjectRef::from_obj(binding.as_ref())).is_some();
+        let state = (binding.metadata.generation, status.and_then(|s| s.observed_generation), slugs, ready, exists);
+        if !seen.changed(key_of(binding.as_ref()), state) {
             return Vec::new();
         }
         let namespace = binding.namespace();
@@ -199,7 +218,7 @@ pub fn binding_to_reports(
 /// reports to go).
 pub fn report_to_deleting_binding(
     stores: &Stores,
-) -> impl Fn(RequiredReport) -> Option<ObjectRef<ProjectBinding>> + Send + Sync + 'static {
+) -> impl Fn(Arc<RequiredReport>) -> Option<ObjectRef<ProjectBinding>> + Send + Sync + 'static {
     let store = stores.bindings.clone();
     move |report| {
         let reference = ObjectRef::new(&report.spec.binding_ref.name).within(&report.namespace().unwrap_or_default());
@@ -209,7 +228,7 @@ pub fn report_to_deleting_binding(
 
 pub fn binding_to_deleting_configuration(
     stores: &Stores,
-) -> impl Fn(ProjectBinding) -> Option<ObjectRef<BitbucketConfiguration>> + Send + Sync + 'static {
+) -> impl Fn(Arc<ProjectBinding>) -> Option<ObjectRef<BitbucketConfiguration>> + Send + Sync + 'static {
     let store = stores.configurations.clone();
     move |binding| {
         let reference = &binding.spec.configuration_ref;
@@ -223,7 +242,7 @@ pub fn binding_to_deleting_configuration(
 
 pub fn binding_to_deleting_cluster_configuration(
     stores: &Stores,
-) -> impl Fn(ProjectBinding) -> Option<ObjectRef<ClusterBitbucketConfiguration>> + Send + Sync + 'static {
+) -> impl Fn(Arc<ProjectBinding>) -> Option<ObjectRef<ClusterBitbucketConfiguration>> + Send + Sync + 'static {
     let store = stores.cluster_configurations.clone();
     move |binding| {
         let reference = &binding.spec.configuration_ref;

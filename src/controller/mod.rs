@@ -1,7 +1,9 @@
-//! The controllers: one kube-runtime controller per kind, sharing one [`Context`]. Each reconcile
-//! reads the spec, observes Bitbucket through the shared client of its configuration, lets
+//! The controllers: one kube-runtime controller per kind, on one reconcile skeleton
+//! ([`reconcile`]) and one shared watch per kind ([`stores`]). Each round reads the spec,
+//! observes Bitbucket through the shared client of its configuration ([`clients`]), lets
 //! [`crate::plan`] decide, carries the plan out through [`crate::sync`], and writes status by
-//! server-side apply.
+//! server-side apply when it changed. [`references`] follows references between kinds and
+//! [`mappers`] wakes dependents when what they depend on changes.
 
 mod binding;
 pub mod clients;
@@ -10,27 +12,34 @@ pub mod context;
 mod events;
 pub mod leader;
 mod mappers;
+pub mod reconcile;
+pub mod references;
 mod report;
 mod status;
+pub mod stores;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
-    runtime::{Controller, controller::Action, finalizer, watcher},
+    runtime::{Controller, finalizer, watcher},
 };
 
 use crate::{
     api::{
-        BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredReport,
+        BitbucketConfiguration, ClusterBitbucketConfiguration, ConfigurationStatus, ProjectBinding, RequiredReport,
         refs::{CREDENTIAL_LABEL, CREDENTIAL_LABEL_VALUE},
     },
     bitbucket,
 };
 
-pub use context::{Context, Options, Stores};
+pub use context::{Context, Options};
+pub use stores::Stores;
+
+use reconcile::{error_policy, reconcile};
+use stores::Shared;
 
 /// The finalizer the operator puts on every resource whose deletion needs work in Bitbucket or
 /// must wait for dependents.
@@ -61,6 +70,22 @@ impl Error {
         }
     }
 
+    /// The error class of a failed reconcile, for metrics.
+    fn class(&self) -> &'static str {
+        match self {
+            Self::Kube(_) | Self::Finalizer(_) => "kubernetes",
+            Self::Waiting(_) => "waiting",
+            Self::Bitbucket(error) => match error.class() {
+                bitbucket::ErrorClass::Transient => "transient",
+                bitbucket::ErrorClass::Credentials => "credentials",
+                bitbucket::ErrorClass::Permission => "permission",
+                bitbucket::ErrorClass::NotFound => "not_found",
+                bitbucket::ErrorClass::Invalid => "invalid",
+                bitbucket::ErrorClass::Unsupported => "unsupported",
+            },
+        }
+    }
+
     fn from_finalizer(error: finalizer::Error<Error>) -> Self {
         match error {
             finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
@@ -70,51 +95,21 @@ impl Error {
     }
 }
 
-fn error_policy<K: kube::Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = context::key_of(object.as_ref());
-    // The retry must be a full round, whatever the last successful one scheduled.
-    ctx.memo.forget(&key);
-    let delay = ctx.backoff.next(&key, error.retry_after(), ctx.options.max_backoff);
-    match error {
-        Error::Waiting(_) => tracing::info!(object = %key, %error, retry_in = ?delay, "waiting"),
-        _ => tracing::warn!(object = %key, %error, retry_in = ?delay, "reconcile failed"),
-    }
-    Action::requeue(delay)
-}
-
-/// Marks the operator ready once every cache is synced, then keeps the objects-by-Ready gauge.
+/// Marks the operator ready once every store is synced, then keeps the objects-by-Ready gauge.
 async fn watch_health(stores: Stores, telemetry: Arc<crate::telemetry::Telemetry>) {
-    // A store's readiness wakes only its last waiter (the controllers wait on it too), so look
-    // again every few hundred milliseconds rather than wait once.
-    async fn synced<K: kube::Resource + Clone + 'static>(store: &kube::runtime::reflector::Store<K>) -> bool
-    where
-        K::DynamicType: Eq + std::hash::Hash + Clone,
-    {
-        loop {
-            match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
-                Ok(result) => return result.is_ok(),
-                Err(_) => continue,
-            }
-        }
-    }
-    if !(synced(&stores.configurations).await
-        && synced(&stores.cluster_configurations).await
-        && synced(&stores.bindings).await
-        && synced(&stores.reports).await)
-    {
-        return;
-    }
+    stores.synced().await;
     telemetry.set_ready(true);
     loop {
+        let conditions = |s: Option<&ConfigurationStatus>| s.map(|s| s.conditions.clone());
         count(
             &telemetry,
             "BitbucketConfiguration",
-            stores.configurations.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
+            stores.configurations.state().iter().map(|o| conditions(o.status.as_ref())),
         );
         count(
             &telemetry,
             "ClusterBitbucketConfiguration",
-            stores.cluster_configurations.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
+            stores.cluster_configurations.state().iter().map(|o| conditions(o.status.as_ref())),
         );
         count(
             &telemetry,
@@ -149,33 +144,6 @@ fn count(
 /// Whether a namespaced object is within the watched namespaces.
 pub(crate) fn in_scope(ctx: &Context, namespace: &str) -> bool {
     ctx.options.namespaces.is_empty() || ctx.options.namespaces.iter().any(|n| n == namespace)
-}
-
-/// The error class of a failed reconcile, for metrics.
-fn class_of(error: &Error) -> &'static str {
-    match error {
-        Error::Kube(_) | Error::Finalizer(_) => "kubernetes",
-        Error::Waiting(_) => "waiting",
-        Error::Bitbucket(error) => match error.class() {
-            bitbucket::ErrorClass::Transient => "transient",
-            bitbucket::ErrorClass::Credentials => "credentials",
-            bitbucket::ErrorClass::Permission => "permission",
-            bitbucket::ErrorClass::NotFound => "not_found",
-            bitbucket::ErrorClass::Invalid => "invalid",
-            bitbucket::ErrorClass::Unsupported => "unsupported",
-        },
-    }
-}
-
-/// Records a reconcile's duration and result.
-pub(crate) fn measured(
-    ctx: &Context,
-    kind: &'static str,
-    started: tokio::time::Instant,
-    result: Result<Action, Error>,
-) -> Result<Action, Error> {
-    ctx.options.telemetry.reconciled(kind, result.as_ref().err().map(class_of), started.elapsed());
-    result
 }
 
 /// Resolves once `stop` turns true, or its sender is gone (which also means stop).
@@ -225,57 +193,68 @@ pub async fn run(
     } else {
         options.namespaces.iter().map(|ns| Api::namespaced(kube.clone(), ns)).collect()
     };
+    let mut secret_watches: Vec<(Api<Secret>, Shared<Secret>)> =
+        secret_apis.into_iter().map(|api| (api, Shared::new())).collect();
     let operator_secrets: Api<Secret> = Api::namespaced(kube.clone(), &options.operator_namespace);
+    let mut operator_secret_watch = Shared::<Secret>::new();
     let mut selected = watcher::Config::default();
     if let Some(selector) = &options.label_selector {
         selected = selected.labels(selector);
     }
 
-    let configurations = Controller::new(configuration_api.clone(), selected.clone());
-    let cluster_configurations =
-        Controller::new(Api::<ClusterBitbucketConfiguration>::all(kube.clone()), selected.clone());
-    let bindings = Controller::new(binding_api.clone(), selected.clone());
-    let reports = Controller::new(report_api.clone(), selected.clone());
-    let stores = Stores {
-        configurations: configurations.store(),
-        cluster_configurations: cluster_configurations.store(),
-        bindings: bindings.store(),
-        reports: reports.store(),
-    };
+    // One watch per kind, shared by the controller of the kind and by those that follow it.
+    let mut configuration_watch = Shared::<BitbucketConfiguration>::new();
+    let mut cluster_configuration_watch = Shared::<ClusterBitbucketConfiguration>::new();
+    let mut binding_watch = Shared::<ProjectBinding>::new();
+    let mut report_watch = Shared::<RequiredReport>::new();
+    let mut secrets_synced: Vec<_> = secret_watches.iter().map(|(_, watch)| watch.synced()).collect();
+    secrets_synced.push(operator_secret_watch.synced());
+    let stores =
+        Stores::of(&configuration_watch, &cluster_configuration_watch, &binding_watch, &report_watch, secrets_synced);
     let operator_namespace = options.operator_namespace.clone();
     tokio::spawn(watch_health(stores.clone(), telemetry.clone()));
 
-    let mut configurations = configurations.watches(
-        binding_api.clone(),
-        selected.clone(),
-        mappers::binding_to_deleting_configuration(&stores),
+    let mut configurations = Controller::for_shared_stream(configuration_watch.owned(), stores.configurations.clone())
+        .watches_shared_stream(binding_watch.followed(), mappers::binding_to_deleting_configuration(&stores));
+    for (_, watch) in &mut secret_watches {
+        configurations =
+            configurations.watches_shared_stream(watch.followed(), mappers::secret_to_configurations(&stores, &memo));
+    }
+    let cluster_configurations =
+        Controller::for_shared_stream(cluster_configuration_watch.owned(), stores.cluster_configurations.clone())
+            .watches_shared_stream(
+                operator_secret_watch.followed(),
+                mappers::secret_to_cluster_configurations(&stores, &memo, operator_namespace),
+            )
+            .watches_shared_stream(
+                binding_watch.followed(),
+                mappers::binding_to_deleting_cluster_configuration(&stores),
+            );
+    let mut bindings = Controller::for_shared_stream(binding_watch.owned(), stores.bindings.clone())
+        .watches_shared_stream(
+            configuration_watch.followed(),
+            mappers::configuration_to_bindings(&stores, &stores.configurations, &memo, &clients),
+        )
+        .watches_shared_stream(
+            cluster_configuration_watch.followed(),
+            mappers::configuration_to_bindings(&stores, &stores.cluster_configurations, &memo, &clients),
+        )
+        .watches_shared_stream(report_watch.followed(), mappers::report_to_deleting_binding(&stores));
+    for (_, watch) in &mut secret_watches {
+        bindings = bindings.watches_shared_stream(watch.followed(), mappers::secret_to_bindings(&stores, &memo));
+    }
+    let reports = Controller::for_shared_stream(report_watch.owned(), stores.reports.clone())
+        .watches_shared_stream(binding_watch.followed(), mappers::binding_to_reports(&stores, &memo));
+    let mut secret_runs: Vec<_> =
+        secret_watches.into_iter().map(|(api, watch)| watch.run(api, credential_secrets.clone()).boxed()).collect();
+    secret_runs.push(operator_secret_watch.run(operator_secrets, credential_secrets).boxed());
+    let watches = futures::future::join5(
+        configuration_watch.run(configuration_api, selected.clone()),
+        cluster_configuration_watch.run(Api::all(kube.clone()), selected.clone()),
+        binding_watch.run(binding_api, selected.clone()),
+        report_watch.run(report_api, selected),
+        futures::future::join_all(secret_runs),
     );
-    for api in &secret_apis {
-        configurations = configurations.watches(
-            api.clone(),
-            credential_secrets.clone(),
-            mappers::secret_to_configurations(&stores, &memo),
-        );
-    }
-    let cluster_configurations = cluster_configurations
-        .watches(
-            operator_secrets,
-            credential_secrets.clone(),
-            mappers::secret_to_cluster_configurations(&stores, &memo, operator_namespace),
-        )
-        .watches(binding_api.clone(), selected.clone(), mappers::binding_to_deleting_cluster_configuration(&stores));
-    let mut bindings = bindings
-        .watches(configuration_api, selected.clone(), mappers::configuration_to_bindings(&stores, &memo, &clients))
-        .watches(
-            Api::<ClusterBitbucketConfiguration>::all(kube.clone()),
-            selected.clone(),
-            mappers::cluster_configuration_to_bindings(&stores, &memo, &clients),
-        )
-        .watches(report_api, selected.clone(), mappers::report_to_deleting_binding(&stores));
-    for api in secret_apis {
-        bindings = bindings.watches(api, credential_secrets.clone(), mappers::secret_to_bindings(&stores, &memo));
-    }
-    let reports = reports.watches(binding_api, selected, mappers::binding_to_reports(&stores, &memo));
 
     let ctx_grace = options.shutdown_grace;
     let ctx = Arc::new(Context::new(kube, clients, memo, stores, options));
@@ -283,22 +262,29 @@ pub async fn run(
     let controllers = futures::future::join4(
         configurations
             .graceful_shutdown_on(stopped_by(stopped.clone()))
-            .run(configuration::reconcile_namespaced, error_policy, ctx.clone())
+            .run(reconcile::<BitbucketConfiguration>, error_policy, ctx.clone())
             .for_each(|result| log_failure("BitbucketConfiguration", result)),
         cluster_configurations
             .graceful_shutdown_on(stopped_by(stopped.clone()))
-            .run(configuration::reconcile_cluster, error_policy, ctx.clone())
+            .run(reconcile::<ClusterBitbucketConfiguration>, error_policy, ctx.clone())
             .for_each(|result| log_failure("ClusterBitbucketConfiguration", result)),
         bindings
             .graceful_shutdown_on(stopped_by(stopped.clone()))
-            .run(binding::reconcile, error_policy, ctx.clone())
+            .run(reconcile::<ProjectBinding>, error_policy, ctx.clone())
             .for_each(|result| log_failure("ProjectBinding", result)),
         reports
             .graceful_shutdown_on(stopped_by(stopped))
-            .run(report::reconcile, error_policy, ctx)
+            .run(reconcile::<RequiredReport>, error_policy, ctx)
             .for_each(|result| log_failure("RequiredReport", result)),
     );
     let grace = ctx_grace;
+    // The watches end with the controllers: they run inside the same future.
+    let controllers = async move {
+        tokio::select! {
+            _ = controllers => {}
+            _ = watches => {}
+        }
+    };
     // The shutdown future runs here, not in a task of its own, so that dropping this future
     // (a crash, or a lost Lease) stops everything it started.
     tokio::pin!(controllers);

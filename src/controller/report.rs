@@ -2,21 +2,17 @@
 //! check match (reading first, writing only what differs); `Observe` reports drift and changes
 //! nothing. Deletion removes the checks unless `deletionPolicy: Orphan`.
 
-use std::{sync::Arc, time::Duration};
-
-use kube::{
-    Api, ResourceExt,
-    runtime::{controller::Action, finalizer, reflector::ObjectRef},
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{Api, ResourceExt};
 
 use crate::{
     api::{
-        ProjectBinding, RequiredReport, RequiredReportStatus,
-        conditions::{READY, STALLED, find},
+        RequiredReport, RequiredReportStatus,
         required_report::{DeletionPolicy, ManagementPolicy},
     },
-    bitbucket::{ErrorClass, MANUAL_STEPS},
+    bitbucket::{ErrorClass, MANUAL_STEPS, MergeCheck},
     plan::{
+        dependencies::{BindingState, binding_repositories},
         merge_checks::{describe, desired_check, report_key},
         reasons,
         status::{Outcome, Phase},
@@ -26,95 +22,73 @@ use crate::{
 
 use super::{
     Error, FINALIZER,
-    binding::{Connected, connect},
-    context::{Context, jittered, key_of},
-    status,
+    context::Context,
+    events::listed,
+    reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
+    references::{Connected, UNRESOLVED_RECHECK, binding_of, connect, recheck_after},
 };
 
-/// Reconciles a RequiredReport.
-pub async fn reconcile(object: Arc<RequiredReport>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = tokio::time::Instant::now();
-    let namespace = object.namespace().unwrap_or_default();
-    if !super::in_scope(&ctx, &namespace) {
-        return Ok(Action::await_change());
+impl Kind for RequiredReport {
+    const KIND: &'static str = "RequiredReport";
+    const EVENTS: EventRule = EventRule { action: "EnsureCheck", phases: &[Phase::Stalled] };
+    type Status = RequiredReportStatus;
+
+    fn status(&self) -> Option<&RequiredReportStatus> {
+        self.status.as_ref()
     }
-    let api: Api<RequiredReport> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, object, |event| async {
-        match event {
-            finalizer::Event::Apply(object) => enforce(&ctx, &api, &object).await,
-            finalizer::Event::Cleanup(object) => withdraw(&ctx, &api, &object).await,
-        }
-    })
-    .await
-    .map_err(Error::from_finalizer);
-    super::measured(&ctx, "RequiredReport", started, result)
-}
 
-fn binding_of(ctx: &Context, report: &RequiredReport) -> Option<Arc<ProjectBinding>> {
-    let reference = ObjectRef::new(&report.spec.binding_ref.name).within(&report.namespace().unwrap_or_default());
-    ctx.stores.bindings.get(&reference)
-}
+    fn conditions(status: &RequiredReportStatus) -> &[Condition] {
+        &status.conditions
+    }
 
-/// The binding's repositories, when its status describes its current spec.
-fn bound_slugs(binding: &ProjectBinding) -> Result<Vec<String>, Outcome> {
-    let status = binding.status.as_ref();
-    let ready = status.and_then(|s| find(&s.conditions, READY));
-    let current = status.and_then(|s| s.observed_generation) == binding.metadata.generation;
-    let name = binding.name_any();
-    match (status, ready) {
-        (Some(status), Some(ready)) if current && (ready.status == "True" || !status.repositories.is_empty()) => {
-            Ok(status.repositories.iter().map(|r| r.slug.clone()).collect())
-        }
-        (Some(status), Some(ready)) if current => {
-            let message = format!("ProjectBinding {name} is not ready ({}): {}", ready.reason, ready.message);
-            let stalled = find(&status.conditions, STALLED).is_some_and(|c| c.status == "True");
-            Err(if stalled {
-                Outcome::stalled(reasons::BINDING_NOT_READY, message)
-            } else {
-                Outcome::reconciling(reasons::BINDING_NOT_READY, message)
-            })
-        }
-        _ => Err(Outcome::reconciling(
-            reasons::BINDING_NOT_READY,
-            format!("waiting for ProjectBinding {name} to resolve its repositories"),
-        )),
+    fn stamp(status: &mut RequiredReportStatus, generation: Option<i64>, conditions: Vec<Condition>) {
+        status.observed_generation = generation;
+        status.conditions = conditions;
+    }
+
+    fn api(ctx: &Context, object: &Self) -> Api<Self> {
+        Api::namespaced(ctx.kube.clone(), &object.namespace().unwrap_or_default())
+    }
+
+    fn in_scope(ctx: &Context, object: &Self) -> bool {
+        super::in_scope(ctx, &object.namespace().unwrap_or_default())
+    }
+
+    async fn round(ctx: &Context, report: &Self) -> Result<Round<RequiredReportStatus>, Error> {
+        enforce(ctx, report).await
+    }
+
+    async fn cleanup(ctx: &Context, report: &Self) -> Result<Cleanup<RequiredReportStatus>, Error> {
+        withdraw(ctx, report).await
     }
 }
 
-async fn enforce(ctx: &Context, api: &Api<RequiredReport>, report: &RequiredReport) -> Result<Action, Error> {
-    let key = key_of(report);
-    let generation = report.metadata.generation;
-    if let Err(wait) = ctx.memo.due(&key, generation) {
-        return Ok(Action::requeue(wait));
-    }
+async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<RequiredReportStatus>, Error> {
     let previous = report.status.clone().unwrap_or_default();
-    let mut status = RequiredReportStatus { observed_generation: generation, ..previous.clone() };
-    let Some(binding) = binding_of(ctx, report) else {
-        let outcome = Outcome::stalled(
-            reasons::BINDING_NOT_FOUND,
-            format!(
-                "ProjectBinding {} does not exist in this namespace; create it or fix spec.bindingRef",
-                report.spec.binding_ref.name
-            ),
-        );
-        return finish(ctx, api, report, status, &outcome, Duration::from_secs(600)).await;
-    };
-    let key_name = report_key(&report.spec, &binding.spec);
-    status.report_key = Some(key_name.clone());
-    let bound = match bound_slugs(&binding) {
-        Ok(slugs) => slugs,
-        Err(outcome) => {
-            return finish(ctx, api, report, status, &outcome, ctx.options.wait_delay.max(Duration::from_secs(60)))
-                .await;
+    let mut status = previous.clone();
+    let binding = binding_of(&ctx.stores, report);
+    let state = binding.as_ref().map(|b| BindingState { status: b.status.clone(), generation: b.metadata.generation });
+    let bound = binding_repositories(&report.spec.binding_ref.name, state.as_ref());
+    if let Some(binding) = &binding {
+        status.report_key = Some(report_key(&report.spec, &binding.spec));
+    }
+    let (binding, bound) = match (binding, bound) {
+        (Some(binding), Ok(bound)) => (binding, bound),
+        (_, Err(blocked)) => {
+            let wait = recheck_after(&ctx.options, blocked.recheck, UNRESOLVED_RECHECK);
+            return Ok(Round::finished(status, blocked.outcome, wait));
         }
+        (None, Ok(_)) => return Ok(Round::pending(ctx.options.wait_delay)),
     };
+    let key = report_key(&report.spec, &binding.spec);
     let (client, interval) = match connect(ctx, &binding).await? {
         Connected::Ready(client, interval) => (client, interval),
-        Connected::NotReady(outcome, wait) => return finish(ctx, api, report, status, &outcome, wait).await,
+        Connected::NotReady(outcome, wait) => return Ok(Round::finished(status, outcome, wait)),
+        Connected::Pending(wait) => return Ok(Round::pending(wait)),
     };
 
     let observe_only = report.spec.management_policy == ManagementPolicy::Observe;
-    let desired = desired_check(&key_name, &report.spec);
+    let desired = desired_check(&key, &report.spec);
     let departed: Vec<String> =
         previous.repositories.iter().map(|r| r.slug.clone()).filter(|s| !bound.contains(s)).collect();
     let input = ReportInput {
@@ -127,111 +101,69 @@ async fn enforce(ctx: &Context, api: &Api<RequiredReport>, report: &RequiredRepo
     let plans = match observe(&client, &input).await {
         Ok(plans) => plans,
         Err(error) => {
-            let mut outcome = Outcome::from_error(&error);
-            if error.class() == ErrorClass::Unsupported {
-                outcome = Outcome::stalled(
+            let outcome = if error.class() == ErrorClass::Unsupported {
+                Outcome::stalled(
                     reasons::UNSUPPORTED_SERVER,
                     format!("{error}; until then, on each repository: {}", manual_steps(&desired)),
-                );
-            }
-            if outcome.phase == Phase::Reconciling {
-                write(ctx, api, report, status, &outcome).await?;
-                return Err(Error::Bitbucket(error));
-            }
-            return finish(ctx, api, report, status, &outcome, interval).await;
+                )
+            } else {
+                Outcome::from_error(&error)
+            };
+            let next = if outcome.phase == Phase::Reconciling { Next::Retry(error) } else { Next::Resync(interval) };
+            return Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 });
         }
     };
 
     let outcomes = if observe_only { Vec::new() } else { apply(&client, input.project, &plans).await };
     let summary = summarize(&plans, &outcomes, &previous.repositories, observe_only, &desired);
-    announce(ctx, report, &key_name, &summary).await;
-    ctx.options.telemetry.drift_corrected("RequiredReport", summary.corrected.len());
+    let notices = announce(&key, &summary);
+    let corrected = summary.corrected.len();
     status.repository_count = summary.total;
     status.in_sync_count = summary.in_sync;
     status.repositories = summary.repositories;
-    if let Some(error) = summary.transient {
-        write(ctx, api, report, status, &summary.outcome).await?;
-        return Err(Error::Bitbucket(error));
-    }
-    finish(ctx, api, report, status, &summary.outcome, interval).await
+    let next = summary.transient.map_or(Next::Resync(interval), Next::Retry);
+    Ok(Round { status, outcome: summary.outcome, next, notices, corrected })
 }
 
-fn manual_steps(desired: &crate::bitbucket::MergeCheck) -> String {
+fn manual_steps(desired: &MergeCheck) -> String {
     format!("{MANUAL_STEPS} with report key {}, {}", desired.report_key, describe(desired))
 }
 
-async fn announce(ctx: &Context, report: &RequiredReport, key: &str, summary: &ReportSummary) {
-    let list = |slugs: &[String]| {
-        let shown: Vec<&str> = slugs.iter().take(10).map(String::as_str).collect();
-        let more = slugs.len().saturating_sub(shown.len());
-        if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
-    };
-    let events: [(&[String], bool, &str, &str, String); 5] = [
+/// The Events of a round: one per kind of change, naming the repositories.
+fn announce(key: &str, summary: &ReportSummary) -> Vec<Notice> {
+    let events: [(&[String], bool, &'static str, &'static str, String); 5] = [
         (&summary.created, false, "CheckCreated", "EnsureCheck", format!("required {key} on")),
         (&summary.adopted, false, "CheckAdopted", "EnsureCheck", format!("took over the existing {key} check on")),
         (&summary.corrected, true, "DriftCorrected", "EnsureCheck", format!("restored {key} on")),
         (&summary.drifted, true, "DriftDetected", "ObserveCheck", format!("{key} differs from the spec on")),
         (&summary.removed, false, "CheckRemoved", "EnsureCheck", format!("removed {key} (they left the binding) from")),
     ];
-    for (slugs, warning, reason, action, text) in events {
-        if !slugs.is_empty() {
-            ctx.event(report, warning, reason, action, format!("{text} {}", list(slugs))).await;
-        }
-    }
+    events
+        .into_iter()
+        .filter(|(slugs, ..)| !slugs.is_empty())
+        .map(|(slugs, warning, reason, action, text)| Notice {
+            warning,
+            reason,
+            action,
+            note: format!("{text} {}", listed(slugs)),
+        })
+        .collect()
 }
 
-async fn finish(
-    ctx: &Context,
-    api: &Api<RequiredReport>,
-    report: &RequiredReport,
-    status: RequiredReportStatus,
-    outcome: &Outcome,
-    interval: Duration,
-) -> Result<Action, Error> {
-    write(ctx, api, report, status, outcome).await?;
-    let key = key_of(report);
-    ctx.backoff.reset(&key);
-    let next = jittered(interval);
-    ctx.memo.done(&key, report.metadata.generation, next);
-    Ok(Action::requeue(next))
-}
-
-async fn write(
-    ctx: &Context,
-    api: &Api<RequiredReport>,
-    report: &RequiredReport,
-    mut status: RequiredReportStatus,
-    outcome: &Outcome,
-) -> Result<(), Error> {
-    let old = report.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    if outcome.phase == Phase::Stalled {
-        ctx.options.telemetry.stalled("RequiredReport", outcome.reason);
-    }
-    status.observed_generation = report.metadata.generation;
-    status.conditions = status::conditions_for(report, old, outcome);
-    let old_reason = find(old, READY).map(|c| c.reason.as_str());
-    if old_reason != Some(outcome.reason) && outcome.phase == Phase::Stalled {
-        ctx.event(report, true, outcome.reason, "EnsureCheck", &outcome.message).await;
-    }
-    status::apply(api, report, &status).await
-}
-
-async fn withdraw(ctx: &Context, api: &Api<RequiredReport>, report: &RequiredReport) -> Result<Action, Error> {
+async fn withdraw(ctx: &Context, report: &RequiredReport) -> Result<Cleanup<RequiredReportStatus>, Error> {
     let status = report.status.clone().unwrap_or_default();
     let keep = report.spec.deletion_policy == DeletionPolicy::Orphan
         || report.spec.management_policy == ManagementPolicy::Observe;
     let slugs: Vec<String> = status.repositories.iter().map(|r| r.slug.clone()).collect();
     if keep || slugs.is_empty() {
-        ctx.memo.forget(&key_of(report));
-        return Ok(Action::await_change());
+        return Ok(Cleanup::Done(Vec::new()));
     }
-    let Some(binding) = binding_of(ctx, report) else {
+    let Some(binding) = binding_of(&ctx.stores, report) else {
         let message = format!(
             "cannot remove the checks: ProjectBinding {} is gone; recreate it, or remove the finalizer {FINALIZER} to leave the checks in Bitbucket",
             report.spec.binding_ref.name
         );
-        write(ctx, api, report, status, &Outcome::stalled(reasons::BINDING_NOT_FOUND, message.clone())).await?;
-        return Err(Error::Waiting(message));
+        return Ok(Cleanup::Waiting(status, Outcome::stalled(reasons::BINDING_NOT_FOUND, message)));
     };
     let client = match connect(ctx, &binding).await? {
         Connected::Ready(client, _) => client,
@@ -240,30 +172,31 @@ async fn withdraw(ctx: &Context, api: &Api<RequiredReport>, report: &RequiredRep
                 "cannot remove the checks: {}; fix that, or remove the finalizer {FINALIZER} to leave them",
                 outcome.message
             );
-            write(ctx, api, report, status, &Outcome::stalled(outcome.reason, message.clone())).await?;
-            return Err(Error::Waiting(message));
+            return Ok(Cleanup::Waiting(status, Outcome::stalled(outcome.reason, message)));
+        }
+        Connected::Pending(_) => {
+            let message = "waiting for the connection check of its configuration to remove the checks";
+            return Ok(Cleanup::Waiting(status, Outcome::reconciling(reasons::DELETING, message)));
         }
     };
     let key = status.report_key.clone().unwrap_or_else(|| report_key(&report.spec, &binding.spec));
     match remove(&client, &binding.spec.project_key, &slugs, &key).await {
-        Ok(count) => {
-            ctx.event(report, false, "CheckRemoved", "Delete", format!("removed {key} from {count} repositories"))
-                .await;
-            ctx.memo.forget(&key_of(report));
-            Ok(Action::await_change())
-        }
+        Ok(count) => Ok(Cleanup::Done(vec![Notice {
+            warning: false,
+            reason: "CheckRemoved",
+            action: "Delete",
+            note: format!("removed {key} from {count} repositories"),
+        }])),
         Err((slug, error)) if error.class() == ErrorClass::Unsupported => {
             let message = format!(
                 "cannot remove {key} from {slug}: {error}; remove it by hand, then remove the finalizer {FINALIZER}"
             );
-            write(ctx, api, report, status, &Outcome::stalled(reasons::UNSUPPORTED_SERVER, message.clone())).await?;
-            Err(Error::Waiting(message))
+            Ok(Cleanup::Waiting(status, Outcome::stalled(reasons::UNSUPPORTED_SERVER, message)))
         }
         Err((slug, error)) => {
             let outcome = Outcome::from_error(&error);
             let message = format!("cannot remove {key} from {slug}: {}", outcome.message);
-            write(ctx, api, report, status, &Outcome { message: message.clone(), ..outcome }).await?;
-            Err(Error::Waiting(message))
+            Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }))
         }
     }
 }

@@ -3,6 +3,7 @@
 //! controller and the CLI's `plan`/`apply` share this code, so they always agree.
 
 pub mod connection;
+pub mod dependencies;
 pub mod merge_checks;
 pub mod reasons;
 pub mod selection;

@@ -147,6 +147,43 @@ pub fn big_slug(i: usize) -> String {
     format!("repo-{i:03}")
 }
 
+/// Successful webhook creations (each made a webhook).
+pub fn webhooks_created(env: &Env) -> u64 {
+    env.bitbucket()
+        .request_counts_by_status()
+        .iter()
+        .filter(|((e, s), _)| *e == format!("POST {WEBHOOKS}") && s / 100 == 2)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Successful merge-check writes.
+pub fn checks_written(env: &Env) -> u64 {
+    env.bitbucket()
+        .request_counts_by_status()
+        .iter()
+        .filter(|((e, s), _)| *e == format!("PUT {MERGE_CHECK}") && s / 100 == 2)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Every repository of BIG has exactly one webhook `ci` and the SonarQube check.
+pub fn assert_big_converged(env: &Env, n: usize) {
+    for i in 0..n {
+        let slug = big_slug(i);
+        let hooks = env.bitbucket().webhooks("BIG", &slug).expect("repository");
+        assert_eq!(hooks.len(), 1, "{slug}: {hooks:#?}");
+        assert_eq!(hooks[0]["name"], "ci", "{slug}");
+        let check = env.bitbucket().merge_check("BIG", &slug, SONAR).expect("repository");
+        assert!(check.is_some(), "{slug} has no check");
+    }
+}
+
+/// The binding and the report of [`BIG`], apart.
+pub fn big_parts() -> (&'static str, &'static str) {
+    BIG.split_once("\n---\n").expect("two documents")
+}
+
 pub struct Env {
     pub fake: FakeKube,
     pub sim: RunningSimulator,

@@ -8,48 +8,12 @@ use bitbucket_operator::simulator::{Faults, RateLimit};
 use tokio::time::Instant;
 
 use crate::harness::{
-    BIG, Env, MERGE_CHECK, SONAR, WEBHOOKS, big_slug, configuration_with_rate, many, on_repository, worst_excess,
+    BIG, Env, MERGE_CHECK, SONAR, WEBHOOKS, assert_big_converged, big_parts, big_slug, checks_written,
+    configuration_with_rate, many, on_repository, webhooks_created, worst_excess,
 };
 
 /// How much later than it took its token a request may show in the simulator's counter.
 const SKEW: Duration = Duration::from_millis(100);
-
-/// Successful webhook creations (each made a webhook).
-fn webhooks_created(env: &Env) -> u64 {
-    env.bitbucket()
-        .request_counts_by_status()
-        .iter()
-        .filter(|((e, s), _)| *e == format!("POST {WEBHOOKS}") && s / 100 == 2)
-        .map(|(_, n)| n)
-        .sum()
-}
-
-/// Successful merge-check writes.
-fn checks_written(env: &Env) -> u64 {
-    env.bitbucket()
-        .request_counts_by_status()
-        .iter()
-        .filter(|((e, s), _)| *e == format!("PUT {MERGE_CHECK}") && s / 100 == 2)
-        .map(|(_, n)| n)
-        .sum()
-}
-
-/// Every repository of BIG has exactly one webhook `ci` and the SonarQube check.
-fn assert_big_converged(env: &Env, n: usize) {
-    for i in 0..n {
-        let slug = big_slug(i);
-        let hooks = env.bitbucket().webhooks("BIG", &slug).expect("repository");
-        assert_eq!(hooks.len(), 1, "{slug}: {hooks:#?}");
-        assert_eq!(hooks[0]["name"], "ci", "{slug}");
-        let check = env.bitbucket().merge_check("BIG", &slug, SONAR).expect("repository");
-        assert!(check.is_some(), "{slug} has no check");
-    }
-}
-
-/// The binding and the report of [`BIG`], apart.
-fn big_parts() -> (&'static str, &'static str) {
-    BIG.split_once("\n---\n").expect("two documents")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_is_waited_out_and_converges_within_the_own_rate() {

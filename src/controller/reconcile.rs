@@ -1,0 +1,241 @@
+//! The reconcile skeleton every kind runs on. The skeleton owns what is the same for all kinds:
+//! the scope check, waiting for the stores, the finalizer, timing and metrics, whether a round
+//! with Bitbucket is due, the status write (server-side apply on `/status`, and only when
+//! something changed), the Events on condition changes (each kind states its rule as data),
+//! backoff and the next resync. A kind says only what is its own: its round and its cleanup.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{
+    Api, Resource, ResourceExt,
+    runtime::{controller::Action, finalizer},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    api::conditions::{READY, find},
+    bitbucket,
+    plan::status::{Outcome, Phase},
+};
+
+use super::{
+    Error, FINALIZER,
+    context::{Context, jittered, key_of},
+    status,
+};
+
+/// When a kind publishes an Event about its Ready condition: when the reason changes to one of
+/// an outcome in `phases`. Warnings for every phase but Ready.
+#[derive(Clone, Copy, Debug)]
+pub struct EventRule {
+    /// The Event's action.
+    pub action: &'static str,
+    /// The phases whose new reason is announced.
+    pub phases: &'static [Phase],
+}
+
+/// An Event about what a round did (beyond the condition change).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// Warning rather than Normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// What the operator was doing.
+    pub action: &'static str,
+    /// The text.
+    pub note: String,
+}
+
+/// What comes after a round.
+#[derive(Debug)]
+pub enum Next {
+    /// The round is complete: the next one after this interval (jittered), unless something
+    /// changes first.
+    Resync(Duration),
+    /// A transient Bitbucket failure: the round is repeated with backoff.
+    Retry(bitbucket::Error),
+    /// Nothing can be concluded yet (a dependency is being prepared in this process): nothing
+    /// is written, and the object is looked at again after this long.
+    Pending(Duration),
+}
+
+/// What a kind's round found: the status to write (its conditions are the skeleton's), the
+/// outcome, what comes next, and the Events about what it did.
+#[derive(Debug)]
+pub struct Round<S> {
+    /// The status, conditions aside.
+    pub status: S,
+    /// Where the object stands.
+    pub outcome: Outcome,
+    /// What comes next.
+    pub next: Next,
+    /// Events about what the round changed.
+    pub notices: Vec<Notice>,
+    /// How many drifted items the round corrected (for metrics).
+    pub corrected: usize,
+}
+
+impl<S> Round<S> {
+    /// A complete round.
+    pub fn finished(status: S, outcome: Outcome, interval: Duration) -> Self {
+        Self { status, outcome, next: Next::Resync(interval), notices: Vec::new(), corrected: 0 }
+    }
+}
+
+impl<S: Default> Round<S> {
+    /// A round that can conclude nothing yet.
+    pub fn pending(wait: Duration) -> Self {
+        Self {
+            status: S::default(),
+            outcome: Outcome::reconciling(crate::plan::reasons::PROGRESSING, String::new()),
+            next: Next::Pending(wait),
+            notices: Vec::new(),
+            corrected: 0,
+        }
+    }
+}
+
+/// What a kind's cleanup found.
+#[derive(Debug)]
+pub enum Cleanup<S> {
+    /// Done: the finalizer goes, with these Events.
+    Done(Vec<Notice>),
+    /// Not yet: this status and outcome are written, and the cleanup is tried again with
+    /// backoff.
+    Waiting(S, Outcome),
+}
+
+/// A kind of the operator, as the skeleton sees it.
+pub trait Kind:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync + 'static
+{
+    /// The kind's name in metrics and logs.
+    const KIND: &'static str;
+    /// When the kind publishes Events about its Ready condition.
+    const EVENTS: EventRule;
+    /// The status type.
+    type Status: Serialize + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync;
+
+    /// The object's status.
+    fn status(&self) -> Option<&Self::Status>;
+    /// The conditions of a status.
+    fn conditions(status: &Self::Status) -> &[Condition];
+    /// Sets the conditions and the observed generation of a status.
+    fn stamp(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>);
+    /// The API to write the object through.
+    fn api(ctx: &Context, object: &Self) -> Api<Self>;
+    /// Whether the operator serves the object (its namespace is watched).
+    fn in_scope(ctx: &Context, object: &Self) -> bool;
+    /// One round: observe Bitbucket, carry out the plan, say where the object stands.
+    fn round(ctx: &Context, object: &Self) -> impl Future<Output = Result<Round<Self::Status>, Error>> + Send;
+    /// Cleanup before the object goes.
+    fn cleanup(ctx: &Context, object: &Self) -> impl Future<Output = Result<Cleanup<Self::Status>, Error>> + Send;
+}
+
+/// Reconciles an object of any kind.
+pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !K::in_scope(&ctx, &object) {
+        return Ok(Action::await_change());
+    }
+    // What a reconcile reads from a store that has not finished its first list is no fact.
+    ctx.stores.synced().await;
+    let started = tokio::time::Instant::now();
+    let api = K::api(&ctx, &object);
+    let result = finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            finalizer::Event::Apply(object) => apply(&ctx, &api, &object).await,
+            finalizer::Event::Cleanup(object) => cleanup(&ctx, &api, &object).await,
+        }
+    })
+    .await
+    .map_err(Error::from_finalizer);
+    ctx.options.telemetry.reconciled(K::KIND, result.as_ref().err().map(Error::class), started.elapsed());
+    result
+}
+
+/// Retries a failed reconcile with backoff (never sooner than Bitbucket asked for).
+pub fn error_policy<K: Kind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = key_of(object.as_ref());
+    // The retry must be a full round, whatever the last successful one scheduled.
+    ctx.memo.forget(&key);
+    let delay = ctx.backoff.next(&key, error.retry_after(), ctx.options.max_backoff);
+    match error {
+        Error::Waiting(_) => tracing::info!(object = %key, %error, retry_in = ?delay, "waiting"),
+        _ => tracing::warn!(object = %key, %error, retry_in = ?delay, "reconcile failed"),
+    }
+    Action::requeue(delay)
+}
+
+async fn apply<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Action, Error> {
+    let key = key_of(object);
+    let generation = object.meta().generation;
+    // Triggered by the operator's own status write, or by a change that does not matter to
+    // it: no round with Bitbucket.
+    if let Err(wait) = ctx.memo.due(&key, generation) {
+        return Ok(Action::requeue(wait));
+    }
+    let round = K::round(ctx, object).await?;
+    if let Next::Pending(wait) = round.next {
+        ctx.memo.forget(&key);
+        return Ok(Action::requeue(wait));
+    }
+    ctx.options.telemetry.drift_corrected(K::KIND, round.corrected);
+    for notice in &round.notices {
+        ctx.event(object, notice.warning, notice.reason, notice.action, &notice.note).await;
+    }
+    write(ctx, api, object, round.status, &round.outcome).await?;
+    match round.next {
+        Next::Retry(error) => Err(Error::Bitbucket(error)),
+        Next::Resync(interval) | Next::Pending(interval) => {
+            ctx.backoff.reset(&key);
+            let next = jittered(interval);
+            ctx.memo.done(&key, generation, next);
+            Ok(Action::requeue(next))
+        }
+    }
+}
+
+async fn cleanup<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Action, Error> {
+    match K::cleanup(ctx, object).await? {
+        Cleanup::Done(notices) => {
+            for notice in &notices {
+                ctx.event(object, notice.warning, notice.reason, notice.action, &notice.note).await;
+            }
+            ctx.memo.forget(&key_of(object));
+            Ok(Action::await_change())
+        }
+        Cleanup::Waiting(status, outcome) => {
+            write(ctx, api, object, status, &outcome).await?;
+            Err(Error::Waiting(outcome.message))
+        }
+    }
+}
+
+/// Writes the status for an outcome, with the Event the kind's rule asks for; writes nothing
+/// when the object already has this status.
+async fn write<K: Kind>(
+    ctx: &Context,
+    api: &Api<K>,
+    object: &K,
+    mut status: K::Status,
+    outcome: &Outcome,
+) -> Result<(), Error> {
+    let previous = object.status();
+    let old = previous.map(K::conditions).unwrap_or_default();
+    if outcome.phase == Phase::Stalled {
+        ctx.options.telemetry.stalled(K::KIND, outcome.reason);
+    }
+    K::stamp(&mut status, object.meta().generation, status::conditions_for(object, old, outcome));
+    let old_reason = find(old, READY).map(|c| c.reason.as_str());
+    if old_reason != Some(outcome.reason) && K::EVENTS.phases.contains(&outcome.phase) {
+        let warning = outcome.phase != Phase::Ready;
+        ctx.event(object, warning, outcome.reason, K::EVENTS.action, &outcome.message).await;
+    }
+    if previous == Some(&status) {
+        return Ok(());
+    }
+    tracing::debug!(object = %object.name_any(), reason = outcome.reason, "writing status");
+    status::apply(api, object, &status).await
+}

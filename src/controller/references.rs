@@ -1,0 +1,156 @@
+//! Following references through the stores: the configuration of a binding (and the client to
+//! use with it), the binding of a report, and the other way round, the users that keep an object
+//! from being deleted. The decisions themselves ("is this configuration usable", "can this
+//! binding's repositories be trusted") are [`crate::plan::dependencies`]'.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
+
+use crate::{
+    api::{BitbucketConfigurationSpec, ProjectBinding, RequiredReport, refs::ConfigurationKind},
+    bitbucket::Client,
+    plan::{
+        dependencies::{ConfigurationState, Recheck, configuration_usable},
+        status::Outcome,
+    },
+};
+
+use super::{
+    Error,
+    clients::ConfigurationKey,
+    context::{Context, Options},
+    stores::Stores,
+};
+
+/// How long a reference that does not resolve (a missing object, a namespace not allowed) waits
+/// before it is looked at again; a change of the missing object wakes it sooner.
+pub const UNRESOLVED_RECHECK: Duration = Duration::from_secs(600);
+
+/// How long a dependent waits before it looks again at what blocks it (`interval` is the
+/// resync interval of the dependency).
+pub fn recheck_after(options: &Options, recheck: Recheck, interval: Duration) -> Duration {
+    match recheck {
+        Recheck::OnChange => UNRESOLVED_RECHECK,
+        Recheck::Resync => interval,
+        Recheck::Soon => options.wait_delay,
+        Recheck::Later => options.wait_delay.max(Duration::from_secs(60)),
+    }
+}
+
+/// The configuration key a binding refers to.
+pub fn configuration_key(binding: &ProjectBinding) -> ConfigurationKey {
+    let reference = &binding.spec.configuration_ref;
+    ConfigurationKey {
+        kind: reference.kind,
+        namespace: match reference.kind {
+            ConfigurationKind::BitbucketConfiguration => binding.namespace(),
+            ConfigurationKind::ClusterBitbucketConfiguration => None,
+        },
+        name: reference.name.clone(),
+    }
+}
+
+/// Whether a binding refers to a configuration.
+pub fn uses(binding: &ProjectBinding, key: &ConfigurationKey) -> bool {
+    configuration_key(binding) == *key
+}
+
+/// The resync interval of a configuration, capped by the operator's `max_resync`.
+pub fn resync_interval(options: &Options, spec: &BitbucketConfigurationSpec) -> Duration {
+    let interval = Duration::from(spec.resync_interval);
+    options.max_resync.map_or(interval, |cap| interval.min(cap)).max(Duration::from_millis(100))
+}
+
+/// The bindings (as `namespace/name`) that use a configuration.
+pub fn users_of(stores: &Stores, key: &ConfigurationKey) -> Vec<String> {
+    stores
+        .bindings
+        .state()
+        .iter()
+        .filter(|b| uses(b, key))
+        .map(|b| format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()))
+        .collect()
+}
+
+/// The reports (by name) that use a binding.
+pub fn reports_of(stores: &Stores, binding: &ProjectBinding) -> Vec<String> {
+    let namespace = binding.namespace();
+    let name = binding.name_any();
+    stores
+        .reports
+        .state()
+        .iter()
+        .filter(|r| r.namespace() == namespace && r.spec.binding_ref.name == name)
+        .map(|r| r.name_any())
+        .collect()
+}
+
+/// The binding a report refers to.
+pub fn binding_of(stores: &Stores, report: &RequiredReport) -> Option<Arc<ProjectBinding>> {
+    let reference = ObjectRef::new(&report.spec.binding_ref.name).within(&report.namespace().unwrap_or_default());
+    stores.bindings.get(&reference)
+}
+
+/// Where a binding stands with its configuration.
+pub enum Connected {
+    /// The client to use, and how often to resync.
+    Ready(Client, Duration),
+    /// Not usable: the outcome that says why, and how soon to look again.
+    NotReady(Outcome, Duration),
+    /// Usable as far as its status says, but this process has not finished its own connection
+    /// check yet (just after a start): nothing to conclude, look again after this long.
+    Pending(Duration),
+}
+
+/// The client of a binding's configuration, if the configuration exists, admits the binding's
+/// namespace, and passed its connection check.
+pub async fn connect(ctx: &Context, binding: &ProjectBinding) -> Result<Connected, Error> {
+    let key = configuration_key(binding);
+    let namespace = binding.namespace().unwrap_or_default();
+    let state = match key.kind {
+        ConfigurationKind::BitbucketConfiguration => {
+            let reference = ObjectRef::new(&key.name).within(&namespace);
+            ctx.stores.configurations.get(&reference).map(|c| {
+                let state = ConfigurationState {
+                    status: c.status.clone(),
+                    generation: c.metadata.generation,
+                    deleting: c.metadata.deletion_timestamp.is_some(),
+                    admits_namespace: true,
+                };
+                (state, c.spec.clone())
+            })
+        }
+        ConfigurationKind::ClusterBitbucketConfiguration => {
+            match ctx.stores.cluster_configurations.get(&ObjectRef::new(&key.name)) {
+                None => None,
+                Some(c) => {
+                    let labels = Api::<Namespace>::all(ctx.kube.clone())
+                        .get_opt(&namespace)
+                        .await?
+                        .and_then(|n| n.metadata.labels)
+                        .unwrap_or_default();
+                    let state = ConfigurationState {
+                        status: c.status.clone(),
+                        generation: c.metadata.generation,
+                        deleting: c.metadata.deletion_timestamp.is_some(),
+                        admits_namespace: c.spec.allowed_namespaces.admits(&namespace, &labels),
+                    };
+                    Some((state, c.spec.connection.clone()))
+                }
+            }
+        }
+    };
+    let interval = state.as_ref().map_or(UNRESOLVED_RECHECK, |(_, spec)| resync_interval(&ctx.options, spec));
+    if let Err(verdict) = configuration_usable(&key.to_string(), &namespace, state.as_ref().map(|(s, _)| s)) {
+        return Ok(Connected::NotReady(verdict.outcome, recheck_after(&ctx.options, verdict.recheck, interval)));
+    }
+    // The status says the check passed; the client is this process's own.
+    match ctx.clients.checked(&key, ctx.options.wait_delay).await {
+        Some(connection) if connection.is_ready() => Ok(Connected::Ready(connection.client, interval)),
+        // Not checked yet, or this process's check failed and the configuration's status is
+        // about to say so (which wakes the binding): nothing to conclude yet.
+        _ => Ok(Connected::Pending(ctx.options.wait_delay)),
+    }
+}

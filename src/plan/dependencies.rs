@@ -1,0 +1,365 @@
+//! Whether what an object depends on can be used: a binding's configuration, a report's binding.
+//! Each answer is either "use it" or an outcome that says why not and when to look again.
+
+use crate::api::{
+    ConfigurationStatus, ProjectBindingStatus,
+    conditions::{READY, STALLED, find},
+};
+
+use super::{reasons, status::Outcome};
+
+/// When a dependent that cannot go on should look again (a change of what it waits for wakes it
+/// sooner in every case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// Only a change can help (a missing object, a namespace not allowed): rarely.
+    OnChange,
+    /// At the dependency's resync interval.
+    Resync,
+    /// Shortly: the dependency is being worked on right now.
+    Soon,
+    /// After a while: the dependency is working through a large round.
+    Later,
+}
+
+/// Why a dependency cannot be used, and when to look again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    /// The conditions' outcome for the dependent.
+    pub outcome: Outcome,
+    /// When to look again.
+    pub recheck: Recheck,
+}
+
+/// What a binding can see of its configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigurationState {
+    /// The configuration's status.
+    pub status: Option<ConfigurationStatus>,
+    /// Its `metadata.generation`.
+    pub generation: Option<i64>,
+    /// Whether it is being deleted.
+    pub deleting: bool,
+    /// Whether it admits the binding's namespace (always, for a namespaced configuration).
+    pub admits_namespace: bool,
+}
+
+/// Whether a binding in `namespace` may use the configuration `name` (as people read it, such as
+/// `BitbucketConfiguration team-a/bitbucket`), which is `None` when it does not exist. A
+/// configuration being deleted stays usable: its users clean up with its client.
+pub fn configuration_usable(name: &str, namespace: &str, state: Option<&ConfigurationState>) -> Result<(), Blocked> {
+    let Some(state) = state else {
+        return Err(Blocked {
+            outcome: Outcome::stalled(
+                reasons::CONFIGURATION_NOT_FOUND,
+                format!("{name} does not exist; create it or fix spec.configurationRef"),
+            ),
+            recheck: Recheck::OnChange,
+        });
+    };
+    if !state.admits_namespace {
+        return Err(Blocked {
+            outcome: Outcome::stalled(
+                reasons::NAMESPACE_NOT_ALLOWED,
+                format!(
+                    "{name} does not allow namespace {namespace}; add it to spec.allowedNamespaces of the configuration"
+                ),
+            ),
+            recheck: Recheck::OnChange,
+        });
+    }
+    if state.deleting {
+        return Ok(());
+    }
+    let status = state.status.as_ref();
+    let ready = status.and_then(|s| find(&s.conditions, READY));
+    let current = status.and_then(|s| s.observed_generation) == state.generation;
+    match ready {
+        Some(ready) if current && ready.status == "True" => Ok(()),
+        Some(ready) if current => {
+            let message = format!("{name} is not ready ({}): {}", ready.reason, ready.message);
+            let stalled = status.and_then(|s| find(&s.conditions, STALLED)).is_some_and(|c| c.status == "True");
+            let outcome = if stalled {
+                Outcome::stalled(reasons::CONFIGURATION_NOT_READY, message)
+            } else {
+                Outcome::reconciling(reasons::CONFIGURATION_NOT_READY, message)
+            };
+            Err(Blocked { outcome, recheck: Recheck::Resync })
+        }
+        _ => Err(Blocked {
+            outcome: Outcome::reconciling(
+                reasons::CONFIGURATION_NOT_READY,
+                format!("waiting for the connection check of {name}"),
+            ),
+            recheck: Recheck::Soon,
+        }),
+    }
+}
+
+/// What a report can see of its binding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BindingState {
+    /// The binding's status.
+    pub status: Option<ProjectBindingStatus>,
+    /// Its `metadata.generation`.
+    pub generation: Option<i64>,
+}
+
+/// The repositories of the binding `name` that its reports may rely on, or why there are none
+/// yet. `None` when the binding does not exist. The list is trusted when the binding's status
+/// describes its current spec and it is Ready, or resolved its repositories but failed on some
+/// of them (the failure is the binding's to report).
+pub fn binding_repositories(name: &str, state: Option<&BindingState>) -> Result<Vec<String>, Blocked> {
+    let Some(state) = state else {
+        return Err(Blocked {
+            outcome: Outcome::stalled(
+                reasons::BINDING_NOT_FOUND,
+                format!("ProjectBinding {name} does not exist in this namespace; create it or fix spec.bindingRef"),
+            ),
+            recheck: Recheck::OnChange,
+        });
+    };
+    let status = state.status.as_ref();
+    let ready = status.and_then(|s| find(&s.conditions, READY));
+    let current = status.and_then(|s| s.observed_generation) == state.generation;
+    match (status, ready) {
+        (Some(status), Some(ready)) if current && (ready.status == "True" || !status.repositories.is_empty()) => {
+            Ok(status.repositories.iter().map(|r| r.slug.clone()).collect())
+        }
+        (Some(status), Some(ready)) if current => {
+            let message = format!("ProjectBinding {name} is not ready ({}): {}", ready.reason, ready.message);
+            let stalled = find(&status.conditions, STALLED).is_some_and(|c| c.status == "True");
+            let outcome = if stalled {
+                Outcome::stalled(reasons::BINDING_NOT_READY, message)
+            } else {
+                Outcome::reconciling(reasons::BINDING_NOT_READY, message)
+            };
+            Err(Blocked { outcome, recheck: Recheck::Later })
+        }
+        _ => Err(Blocked {
+            outcome: Outcome::reconciling(
+                reasons::BINDING_NOT_READY,
+                format!("waiting for ProjectBinding {name} to resolve its repositories"),
+            ),
+            recheck: Recheck::Later,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    use super::*;
+    use crate::{
+        api::binding::{BoundRepository, CloneUrls},
+        plan::status::{Phase, conditions},
+    };
+
+    const NAME: &str = "BitbucketConfiguration team-a/bitbucket";
+
+    fn conditions_of(outcome: &Outcome, generation: i64) -> Vec<Condition> {
+        conditions(&[], outcome, Some(generation), &Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
+    }
+
+    /// A configuration whose status says `outcome` at `observed`, while its generation is 2.
+    fn configuration(outcome: Option<Outcome>, observed: i64, deleting: bool, admits: bool) -> ConfigurationState {
+        ConfigurationState {
+            status: outcome.map(|o| ConfigurationStatus {
+                observed_generation: Some(observed),
+                conditions: conditions_of(&o, observed),
+                ..ConfigurationStatus::default()
+            }),
+            generation: Some(2),
+            deleting,
+            admits_namespace: admits,
+        }
+    }
+
+    #[test]
+    fn when_a_binding_may_use_its_configuration() {
+        let connected = || Some(Outcome::ready(reasons::CONNECTED, "connected"));
+        let unreachable = || Some(Outcome::reconciling(reasons::UNREACHABLE, "down"));
+        let rejected = || Some(Outcome::stalled(reasons::BAD_CREDENTIALS, "rejected"));
+        struct Case {
+            name: &'static str,
+            state: Option<ConfigurationState>,
+            want: Option<(Phase, &'static str, Recheck, &'static str)>,
+        }
+        let cases = [
+            Case {
+                name: "missing",
+                state: None,
+                want: Some((Phase::Stalled, reasons::CONFIGURATION_NOT_FOUND, Recheck::OnChange, "does not exist")),
+            },
+            Case {
+                name: "ready at its generation",
+                state: Some(configuration(connected(), 2, false, true)),
+                want: None,
+            },
+            Case {
+                name: "namespace not allowed",
+                state: Some(configuration(connected(), 2, false, false)),
+                want: Some((
+                    Phase::Stalled,
+                    reasons::NAMESPACE_NOT_ALLOWED,
+                    Recheck::OnChange,
+                    "does not allow namespace team-a",
+                )),
+            },
+            Case {
+                name: "ready at an older generation",
+                state: Some(configuration(connected(), 1, false, true)),
+                want: Some((
+                    Phase::Reconciling,
+                    reasons::CONFIGURATION_NOT_READY,
+                    Recheck::Soon,
+                    "waiting for the connection check",
+                )),
+            },
+            Case {
+                name: "no status yet",
+                state: Some(configuration(None, 0, false, true)),
+                want: Some((
+                    Phase::Reconciling,
+                    reasons::CONFIGURATION_NOT_READY,
+                    Recheck::Soon,
+                    "waiting for the connection check",
+                )),
+            },
+            Case {
+                name: "retrying",
+                state: Some(configuration(unreachable(), 2, false, true)),
+                want: Some((
+                    Phase::Reconciling,
+                    reasons::CONFIGURATION_NOT_READY,
+                    Recheck::Resync,
+                    "is not ready (Unreachable): down",
+                )),
+            },
+            Case {
+                name: "stalled",
+                state: Some(configuration(rejected(), 2, false, true)),
+                want: Some((
+                    Phase::Stalled,
+                    reasons::CONFIGURATION_NOT_READY,
+                    Recheck::Resync,
+                    "is not ready (BadCredentials): rejected",
+                )),
+            },
+            Case {
+                name: "being deleted, not ready",
+                state: Some(configuration(rejected(), 2, true, true)),
+                want: None,
+            },
+            Case { name: "being deleted, never checked", state: Some(configuration(None, 0, true, true)), want: None },
+        ];
+        for case in cases {
+            let got = configuration_usable(NAME, "team-a", case.state.as_ref());
+            match (got, case.want) {
+                (Ok(()), None) => {}
+                (Err(blocked), Some((phase, reason, recheck, words))) => {
+                    assert_eq!(
+                        (blocked.outcome.phase, blocked.outcome.reason, blocked.recheck),
+                        (phase, reason, recheck),
+                        "{}",
+                        case.name
+                    );
+                    assert!(blocked.outcome.message.contains(words), "{}: {}", case.name, blocked.outcome.message);
+                    assert!(blocked.outcome.message.contains(NAME), "{}: names the configuration", case.name);
+                }
+                (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
+            }
+        }
+    }
+
+    fn binding(outcome: Option<Outcome>, observed: i64, slugs: &[&str]) -> BindingState {
+        BindingState {
+            status: outcome.map(|o| ProjectBindingStatus {
+                observed_generation: Some(observed),
+                conditions: conditions_of(&o, observed),
+                repositories: slugs
+                    .iter()
+                    .map(|s| BoundRepository {
+                        slug: (*s).to_owned(),
+                        id: 1,
+                        name: (*s).to_owned(),
+                        state: "AVAILABLE".into(),
+                        archived: false,
+                        clone_urls: CloneUrls::default(),
+                    })
+                    .collect(),
+                ..ProjectBindingStatus::default()
+            }),
+            generation: Some(2),
+        }
+    }
+
+    #[test]
+    fn when_a_report_may_trust_its_bindings_repositories() {
+        let bound = || Some(Outcome::ready(reasons::BOUND, "2 repositories bound"));
+        let partial = || Some(Outcome::stalled(reasons::PERMISSION_DENIED, "1 of 2 failed"));
+        let missing_project = || Some(Outcome::stalled(reasons::PROJECT_NOT_FOUND, "no PAY"));
+        let retrying = || Some(Outcome::reconciling(reasons::UNREACHABLE, "down"));
+        struct Case {
+            name: &'static str,
+            state: Option<BindingState>,
+            want: Result<Vec<&'static str>, (Phase, &'static str, Recheck)>,
+        }
+        let cases = [
+            Case {
+                name: "missing",
+                state: None,
+                want: Err((Phase::Stalled, reasons::BINDING_NOT_FOUND, Recheck::OnChange)),
+            },
+            Case { name: "ready", state: Some(binding(bound(), 2, &["a", "b"])), want: Ok(vec!["a", "b"]) },
+            Case { name: "ready with none", state: Some(binding(bound(), 2, &[])), want: Ok(vec![]) },
+            Case {
+                name: "failed on some, list known",
+                state: Some(binding(partial(), 2, &["a", "b"])),
+                want: Ok(vec!["a", "b"]),
+            },
+            Case {
+                name: "stalled, nothing resolved",
+                state: Some(binding(missing_project(), 2, &[])),
+                want: Err((Phase::Stalled, reasons::BINDING_NOT_READY, Recheck::Later)),
+            },
+            Case {
+                name: "retrying, nothing resolved",
+                state: Some(binding(retrying(), 2, &[])),
+                want: Err((Phase::Reconciling, reasons::BINDING_NOT_READY, Recheck::Later)),
+            },
+            Case {
+                name: "ready for an older spec",
+                state: Some(binding(bound(), 1, &["a"])),
+                want: Err((Phase::Reconciling, reasons::BINDING_NOT_READY, Recheck::Later)),
+            },
+            Case {
+                name: "no status yet",
+                state: Some(binding(None, 0, &[])),
+                want: Err((Phase::Reconciling, reasons::BINDING_NOT_READY, Recheck::Later)),
+            },
+        ];
+        for case in cases {
+            let got = binding_repositories("payments", case.state.as_ref());
+            match (got, case.want) {
+                (Ok(slugs), Ok(want)) => assert_eq!(slugs, want, "{}", case.name),
+                (Err(blocked), Err((phase, reason, recheck))) => {
+                    assert_eq!(
+                        (blocked.outcome.phase, blocked.outcome.reason, blocked.recheck),
+                        (phase, reason, recheck),
+                        "{}",
+                        case.name
+                    );
+                    assert!(
+                        blocked.outcome.message.contains("ProjectBinding payments"),
+                        "{}: {}",
+                        case.name,
+                        blocked.outcome.message
+                    );
+                }
+                (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
+            }
+        }
+    }
+}
