@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Condition};
+use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
 use crate::{
@@ -22,38 +22,16 @@ use crate::{
 };
 
 use super::{
-    Error, FINALIZER,
     context::Context,
+    error::Error,
     events::listed,
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
-    references::{Connected, connect, reports_of},
+    references::{Connected, cleanup_client, connect, reports_of},
 };
 
 impl Kind for ProjectBinding {
     const KIND: &'static str = "ProjectBinding";
     const EVENTS: EventRule = EventRule { action: "Bind", phases: &[Phase::Ready, Phase::Stalled] };
-    type Status = ProjectBindingStatus;
-
-    fn status(&self) -> Option<&ProjectBindingStatus> {
-        self.status.as_ref()
-    }
-
-    fn conditions(status: &ProjectBindingStatus) -> &[Condition] {
-        &status.conditions
-    }
-
-    fn stamp(status: &mut ProjectBindingStatus, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
-    }
-
-    fn api(ctx: &Context, object: &Self) -> Api<Self> {
-        Api::namespaced(ctx.kube.clone(), &object.namespace().unwrap_or_default())
-    }
-
-    fn in_scope(ctx: &Context, object: &Self) -> bool {
-        super::in_scope(ctx, &object.namespace().unwrap_or_default())
-    }
 
     async fn round(ctx: &Context, binding: &Self) -> Result<Round<ProjectBindingStatus>, Error> {
         bind(ctx, binding).await
@@ -167,19 +145,9 @@ async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<Proje
     if managed.is_empty() {
         return Ok(Cleanup::Done(Vec::new()));
     }
-    let client = match connect(ctx, binding).await? {
-        Connected::Ready(client, _) => client,
-        Connected::NotReady(outcome, _) => {
-            let message = format!(
-                "cannot remove the binding's webhooks: {}; fix that, or remove the finalizer {FINALIZER} to leave them in Bitbucket",
-                outcome.message
-            );
-            return Ok(Cleanup::Waiting(status, Outcome::stalled(outcome.reason, message)));
-        }
-        Connected::Pending(_) => {
-            let message = "waiting for the connection check of its configuration to remove the webhooks";
-            return Ok(Cleanup::Waiting(status, Outcome::reconciling(reasons::DELETING, message)));
-        }
+    let client = match cleanup_client(ctx, binding, "the binding's webhooks").await? {
+        Ok(client) => client,
+        Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
     };
     let slugs: Vec<String> = status.repositories.iter().map(|r| r.slug.clone()).collect();
     match remove(&client, &binding.spec.project_key, &slugs, &managed).await {

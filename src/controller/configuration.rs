@@ -4,8 +4,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Condition};
-use kube::{Api, Resource, ResourceExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt, core::object::HasStatus, runtime::reflector::ObjectRef};
 
 use crate::{
     api::{
@@ -20,117 +20,102 @@ use crate::{
 };
 
 use super::{
-    Error,
     clients::ConfigurationKey,
     context::Context,
-    reconcile::{Cleanup, EventRule, Kind, Next, Round},
+    error::Error,
+    reconcile::{Cleanup, EventRule, Kind, Next, Object, Round},
     references::{resync_interval, users_of},
     status,
 };
 
-const EVENTS: EventRule =
-    EventRule { action: "CheckConnection", phases: &[Phase::Ready, Phase::Reconciling, Phase::Stalled] };
+/// What the controllers need of a configuration of either kind.
+pub trait ConfigurationObject: Object + HasStatus<Status = ConfigurationStatus> {
+    /// The kind's name.
+    const NAME: &'static str;
+    /// How a binding's `configurationRef` names this kind.
+    const REFERENCE: ConfigurationKind;
+    /// The connection settings.
+    fn connection(&self) -> &BitbucketConfigurationSpec;
+    /// Where its Secrets live.
+    fn secrets_namespace(&self, ctx: &Context) -> String;
+    /// The namespace names it allows (a cluster configuration), if it limits them by name.
+    fn allowed_names(&self) -> Option<&[String]>;
+    /// The reference to the configuration a binding in `namespace` names `name`.
+    fn reference(name: &str, namespace: &str) -> ObjectRef<Self>;
+}
 
-impl Kind for BitbucketConfiguration {
-    const KIND: &'static str = "BitbucketConfiguration";
-    const EVENTS: EventRule = EVENTS;
-    type Status = ConfigurationStatus;
+impl ConfigurationObject for BitbucketConfiguration {
+    const NAME: &'static str = "BitbucketConfiguration";
+    const REFERENCE: ConfigurationKind = ConfigurationKind::BitbucketConfiguration;
 
-    fn status(&self) -> Option<&ConfigurationStatus> {
-        self.status.as_ref()
+    fn connection(&self) -> &BitbucketConfigurationSpec {
+        &self.spec
     }
 
-    fn conditions(status: &ConfigurationStatus) -> &[Condition] {
-        &status.conditions
+    fn secrets_namespace(&self, _: &Context) -> String {
+        self.namespace().unwrap_or_default()
     }
 
-    fn stamp(status: &mut ConfigurationStatus, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
+    fn allowed_names(&self) -> Option<&[String]> {
+        None
     }
 
-    fn api(ctx: &Context, object: &Self) -> Api<Self> {
-        Api::namespaced(ctx.kube.clone(), &object.namespace().unwrap_or_default())
-    }
-
-    fn in_scope(ctx: &Context, object: &Self) -> bool {
-        super::in_scope(ctx, &object.namespace().unwrap_or_default())
-    }
-
-    async fn round(ctx: &Context, object: &Self) -> Result<Round<ConfigurationStatus>, Error> {
-        let namespace = object.namespace().unwrap_or_default();
-        check(ctx, object, &object.spec, object.status.as_ref(), &key(object), &namespace).await
-    }
-
-    async fn cleanup(ctx: &Context, object: &Self) -> Result<Cleanup<ConfigurationStatus>, Error> {
-        let namespace = object.namespace().unwrap_or_default();
-        wait_for_users(ctx, &object.spec, object.status.as_ref(), &key(object), &namespace).await
+    fn reference(name: &str, namespace: &str) -> ObjectRef<Self> {
+        ObjectRef::new(name).within(namespace)
     }
 }
 
-impl Kind for ClusterBitbucketConfiguration {
-    const KIND: &'static str = "ClusterBitbucketConfiguration";
-    const EVENTS: EventRule = EVENTS;
-    type Status = ConfigurationStatus;
+/// Its Secrets live in the operator's namespace.
+impl ConfigurationObject for ClusterBitbucketConfiguration {
+    const NAME: &'static str = "ClusterBitbucketConfiguration";
+    const REFERENCE: ConfigurationKind = ConfigurationKind::ClusterBitbucketConfiguration;
 
-    fn status(&self) -> Option<&ConfigurationStatus> {
-        self.status.as_ref()
+    fn connection(&self) -> &BitbucketConfigurationSpec {
+        &self.spec.connection
     }
 
-    fn conditions(status: &ConfigurationStatus) -> &[Condition] {
-        &status.conditions
+    fn secrets_namespace(&self, ctx: &Context) -> String {
+        ctx.options.operator_namespace.clone()
     }
 
-    fn stamp(status: &mut ConfigurationStatus, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
+    fn allowed_names(&self) -> Option<&[String]> {
+        Some(&self.spec.allowed_namespaces.names)
     }
 
-    fn api(ctx: &Context, _: &Self) -> Api<Self> {
-        Api::all(ctx.kube.clone())
+    fn reference(name: &str, _: &str) -> ObjectRef<Self> {
+        ObjectRef::new(name)
     }
+}
 
-    fn in_scope(_: &Context, _: &Self) -> bool {
-        true
-    }
+impl<K: ConfigurationObject> Kind for K {
+    const KIND: &'static str = K::NAME;
+    const EVENTS: EventRule =
+        EventRule { action: "CheckConnection", phases: &[Phase::Ready, Phase::Reconciling, Phase::Stalled] };
 
-    /// Its Secrets live in the operator's namespace.
     async fn round(ctx: &Context, object: &Self) -> Result<Round<ConfigurationStatus>, Error> {
-        let namespace = ctx.options.operator_namespace.clone();
-        check(ctx, object, &object.spec.connection, object.status.as_ref(), &key(object), &namespace).await
+        check(ctx, object).await
     }
 
     async fn cleanup(ctx: &Context, object: &Self) -> Result<Cleanup<ConfigurationStatus>, Error> {
-        let namespace = ctx.options.operator_namespace.clone();
-        wait_for_users(ctx, &object.spec.connection, object.status.as_ref(), &key(object), &namespace).await
+        wait_for_users(ctx, object).await
     }
 }
 
 /// The key of a configuration of either kind.
-pub fn key<K: Resource<DynamicType = ()>>(object: &K) -> ConfigurationKey {
-    let kind = if K::kind(&()) == ClusterBitbucketConfiguration::kind(&()) {
-        ConfigurationKind::ClusterBitbucketConfiguration
-    } else {
-        ConfigurationKind::BitbucketConfiguration
-    };
-    ConfigurationKey { kind, namespace: object.meta().namespace.clone(), name: object.name_any() }
+pub fn key<K: ConfigurationObject>(object: &K) -> ConfigurationKey {
+    ConfigurationKey { kind: K::REFERENCE, namespace: object.meta().namespace.clone(), name: object.name_any() }
 }
 
-async fn check<K: Resource<DynamicType = ()>>(
-    ctx: &Context,
-    object: &K,
-    spec: &BitbucketConfigurationSpec,
-    previous: Option<&ConfigurationStatus>,
-    key: &ConfigurationKey,
-    secrets_namespace: &str,
-) -> Result<Round<ConfigurationStatus>, Error> {
+/// The connection check.
+async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Round<ConfigurationStatus>, Error> {
+    let (spec, previous, key) = (object.connection(), object.status(), &key(object));
     let interval = resync_interval(&ctx.options, spec);
     let status = ConfigurationStatus { observed_generation: object.meta().generation, ..Default::default() };
     let stalled = |outcome: Outcome| {
         ctx.clients.forget(key);
         Ok(Round::finished(status.clone(), outcome, interval))
     };
-    let config = match settings(ctx, spec, secrets_namespace).await? {
+    let config = match settings(ctx, object).await? {
         Ok(config) => config,
         Err(error) => return stalled(Outcome::stalled(error.reason(), error.to_string())),
     };
@@ -211,30 +196,28 @@ fn keep_recent_check_time(
 }
 
 /// The client settings from the spec and the Secrets it names.
-async fn settings(
+async fn settings<K: ConfigurationObject>(
     ctx: &Context,
-    spec: &BitbucketConfigurationSpec,
-    secrets_namespace: &str,
+    object: &K,
 ) -> Result<Result<crate::bitbucket::ClientConfig, crate::plan::connection::ConnectionError>, Error> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), secrets_namespace);
+    let (spec, secrets_namespace) = (object.connection(), object.secrets_namespace(ctx));
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &secrets_namespace);
     let mut found = BTreeMap::new();
     for name in referenced_secrets(spec) {
         if let Some(secret) = secrets.get_opt(&name).await? {
             found.insert(name, SecretData::from_secret(&secret));
         }
     }
-    Ok(client_config(spec, secrets_namespace, |name| found.get(name).cloned()))
+    Ok(client_config(spec, &secrets_namespace, |name| found.get(name).cloned()))
 }
 
 /// A configuration goes once no binding uses it; until then it keeps serving them a proven
 /// client (after a restart, it proves one for them first).
-async fn wait_for_users(
+async fn wait_for_users<K: ConfigurationObject>(
     ctx: &Context,
-    spec: &BitbucketConfigurationSpec,
-    previous: Option<&ConfigurationStatus>,
-    key: &ConfigurationKey,
-    secrets_namespace: &str,
+    object: &K,
 ) -> Result<Cleanup<ConfigurationStatus>, Error> {
+    let key = &key(object);
     let users = users_of(&ctx.stores, key);
     if users.is_empty() {
         ctx.clients.remove(key);
@@ -245,9 +228,10 @@ async fn wait_for_users(
         users.join(", ")
     );
     if !ctx.clients.current(key).await.is_some_and(|c| c.is_ready())
-        && let Ok(config) = settings(ctx, spec, secrets_namespace).await?
+        && let Ok(config) = settings(ctx, object).await?
     {
         let _ = ctx.clients.check(key, config, Duration::ZERO).await;
     }
-    Ok(Cleanup::Waiting(previous.cloned().unwrap_or_default(), Outcome::reconciling(reasons::IN_USE, message)))
+    let status = object.status().cloned().unwrap_or_default();
+    Ok(Cleanup::Waiting(status, Outcome::reconciling(reasons::IN_USE, message)))
 }

@@ -16,6 +16,10 @@ use super::{clients::Clients, stores::Stores};
 /// The name the operator writes under (field manager, Event reporter, finalizer prefix).
 pub const MANAGER: &str = "bitbucket-operator";
 
+/// The finalizer the operator puts on every resource whose deletion needs work in Bitbucket or
+/// must wait for dependents.
+pub const FINALIZER: &str = "bitbucket.integrations.dev/cleanup";
+
 /// Settings of a controller run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -88,6 +92,11 @@ impl Context {
         let instance = options.instance.clone().unwrap_or_else(|| MANAGER.to_owned());
         let events = super::events::Events::new(kube.clone(), MANAGER, &instance);
         Self { kube, clients, stores, options, memo, backoff: Backoff::default(), events }
+    }
+
+    /// Whether a namespace is among the watched ones.
+    pub fn watches_namespace(&self, namespace: &str) -> bool {
+        self.options.namespaces.is_empty() || self.options.namespaces.iter().any(|n| n == namespace)
     }
 
     /// Publishes an Event about `object`. A failure to publish is logged, never fatal.

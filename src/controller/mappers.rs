@@ -20,13 +20,13 @@ use crate::{
     api::{
         BitbucketConfiguration, ClusterBitbucketConfiguration, ConfigurationStatus, ProjectBinding, RequiredReport,
         conditions::{READY, find},
-        refs::ConfigurationKind,
     },
     plan::connection::referenced_secrets,
 };
 
 use super::{
     clients::Clients,
+    configuration::ConfigurationObject,
     context::{Memo, key_of},
     references::uses,
     stores::Stores,
@@ -136,7 +136,7 @@ pub fn configuration_to_bindings<K>(
     clients: &Arc<Clients>,
 ) -> impl Fn(Arc<K>) -> Vec<ObjectRef<ProjectBinding>> + Send + Sync + 'static
 where
-    K: Configuration + Clone,
+    K: ConfigurationObject,
 {
     let store = stores.bindings.clone();
     let own = own.clone();
@@ -147,7 +147,7 @@ where
         let key = super::configuration::key(configuration.as_ref());
         let state = configuration_state(
             configuration.meta().generation,
-            configuration.configuration_status(),
+            kube::core::object::HasStatus::status(configuration.as_ref()),
             clients.epoch(&key),
             configuration.allowed_names(),
             // Gone from its store: it was deleted.
@@ -157,34 +157,6 @@ where
             return Vec::new();
         }
         dependents(&store, &memo, |b| uses(b, &key))
-    }
-}
-
-/// What the mappers read of a configuration of either kind.
-pub trait Configuration: kube::Resource<DynamicType = ()> + Send + Sync + 'static {
-    /// Its status.
-    fn configuration_status(&self) -> Option<&ConfigurationStatus>;
-    /// The namespace names a cluster configuration allows (none for a namespaced one).
-    fn allowed_names(&self) -> Option<&[String]>;
-}
-
-impl Configuration for BitbucketConfiguration {
-    fn configuration_status(&self) -> Option<&ConfigurationStatus> {
-        self.status.as_ref()
-    }
-
-    fn allowed_names(&self) -> Option<&[String]> {
-        None
-    }
-}
-
-impl Configuration for ClusterBitbucketConfiguration {
-    fn configuration_status(&self) -> Option<&ConfigurationStatus> {
-        self.status.as_ref()
-    }
-
-    fn allowed_names(&self) -> Option<&[String]> {
-        Some(&self.spec.allowed_namespaces.names)
     }
 }
 
@@ -226,30 +198,18 @@ pub fn report_to_deleting_binding(
     }
 }
 
-pub fn binding_to_deleting_configuration(
-    stores: &Stores,
-) -> impl Fn(Arc<ProjectBinding>) -> Option<ObjectRef<BitbucketConfiguration>> + Send + Sync + 'static {
-    let store = stores.configurations.clone();
+/// A binding event wakes its configuration (of either kind) only while the configuration is
+/// being deleted (it waits for its bindings to go).
+pub fn binding_to_deleting_configuration<K: ConfigurationObject>(
+    store: &Store<K>,
+) -> impl Fn(Arc<ProjectBinding>) -> Option<ObjectRef<K>> + Send + Sync + 'static {
+    let store = store.clone();
     move |binding| {
         let reference = &binding.spec.configuration_ref;
-        if reference.kind != ConfigurationKind::BitbucketConfiguration {
+        if reference.kind != K::REFERENCE {
             return None;
         }
-        let reference = ObjectRef::new(&reference.name).within(&binding.namespace().unwrap_or_default());
-        store.get(&reference).filter(|c| c.metadata.deletion_timestamp.is_some()).map(|_| reference)
-    }
-}
-
-pub fn binding_to_deleting_cluster_configuration(
-    stores: &Stores,
-) -> impl Fn(Arc<ProjectBinding>) -> Option<ObjectRef<ClusterBitbucketConfiguration>> + Send + Sync + 'static {
-    let store = stores.cluster_configurations.clone();
-    move |binding| {
-        let reference = &binding.spec.configuration_ref;
-        if reference.kind != ConfigurationKind::ClusterBitbucketConfiguration {
-            return None;
-        }
-        let reference = ObjectRef::new(&reference.name);
-        store.get(&reference).filter(|c| c.metadata.deletion_timestamp.is_some()).map(|_| reference)
+        let reference = K::reference(&reference.name, &binding.namespace().unwrap_or_default());
+        store.get(&reference).filter(|c| c.meta().deletion_timestamp.is_some()).map(|_| reference)
     }
 }

@@ -9,6 +9,7 @@ mod binding;
 pub mod clients;
 mod configuration;
 pub mod context;
+mod error;
 mod events;
 pub mod leader;
 mod mappers;
@@ -24,76 +25,20 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
-    runtime::{Controller, finalizer, watcher},
+    runtime::{Controller, watcher},
 };
 
-use crate::{
-    api::{
-        BitbucketConfiguration, ClusterBitbucketConfiguration, ConfigurationStatus, ProjectBinding, RequiredReport,
-        refs::{CREDENTIAL_LABEL, CREDENTIAL_LABEL_VALUE},
-    },
-    bitbucket,
+use crate::api::{
+    BitbucketConfiguration, ClusterBitbucketConfiguration, ConfigurationStatus, ProjectBinding, RequiredReport,
+    refs::{CREDENTIAL_LABEL, CREDENTIAL_LABEL_VALUE},
 };
 
-pub use context::{Context, Options};
+pub use context::{Context, FINALIZER, Options};
+pub use error::Error;
 pub use stores::Stores;
 
 use reconcile::{error_policy, reconcile};
 use stores::Shared;
-
-/// The finalizer the operator puts on every resource whose deletion needs work in Bitbucket or
-/// must wait for dependents.
-pub const FINALIZER: &str = "bitbucket.integrations.dev/cleanup";
-
-/// Why a reconcile did not finish; every variant is retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The Kubernetes API failed.
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// A transient Bitbucket failure (server error, timeout, rate limit).
-    #[error("{0}")]
-    Bitbucket(bitbucket::Error),
-    /// Deletion waits for something (dependents, or Bitbucket cleanup that failed).
-    #[error("{0}")]
-    Waiting(String),
-    /// Adding or removing the finalizer failed.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-}
-
-impl Error {
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Bitbucket(error) => error.retry_after(),
-            _ => None,
-        }
-    }
-
-    /// The error class of a failed reconcile, for metrics.
-    fn class(&self) -> &'static str {
-        match self {
-            Self::Kube(_) | Self::Finalizer(_) => "kubernetes",
-            Self::Waiting(_) => "waiting",
-            Self::Bitbucket(error) => match error.class() {
-                bitbucket::ErrorClass::Transient => "transient",
-                bitbucket::ErrorClass::Credentials => "credentials",
-                bitbucket::ErrorClass::Permission => "permission",
-                bitbucket::ErrorClass::NotFound => "not_found",
-                bitbucket::ErrorClass::Invalid => "invalid",
-                bitbucket::ErrorClass::Unsupported => "unsupported",
-            },
-        }
-    }
-
-    fn from_finalizer(error: finalizer::Error<Error>) -> Self {
-        match error {
-            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-            finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Self::Kube(e),
-            other => Self::Finalizer(other.to_string()),
-        }
-    }
-}
 
 /// Marks the operator ready once every store is synced, then keeps the objects-by-Ready gauge.
 async fn watch_health(stores: Stores, telemetry: Arc<crate::telemetry::Telemetry>) {
@@ -139,11 +84,6 @@ fn count(
         }
     }
     telemetry.objects(kind, ready, not_ready, unknown);
-}
-
-/// Whether a namespaced object is within the watched namespaces.
-pub(crate) fn in_scope(ctx: &Context, namespace: &str) -> bool {
-    ctx.options.namespaces.is_empty() || ctx.options.namespaces.iter().any(|n| n == namespace)
 }
 
 /// Resolves once `stop` turns true, or its sender is gone (which also means stop).
@@ -215,7 +155,10 @@ pub async fn run(
     tokio::spawn(watch_health(stores.clone(), telemetry.clone()));
 
     let mut configurations = Controller::for_shared_stream(configuration_watch.owned(), stores.configurations.clone())
-        .watches_shared_stream(binding_watch.followed(), mappers::binding_to_deleting_configuration(&stores));
+        .watches_shared_stream(
+            binding_watch.followed(),
+            mappers::binding_to_deleting_configuration(&stores.configurations),
+        );
     for (_, watch) in &mut secret_watches {
         configurations =
             configurations.watches_shared_stream(watch.followed(), mappers::secret_to_configurations(&stores, &memo));
@@ -228,7 +171,7 @@ pub async fn run(
             )
             .watches_shared_stream(
                 binding_watch.followed(),
-                mappers::binding_to_deleting_cluster_configuration(&stores),
+                mappers::binding_to_deleting_configuration(&stores.cluster_configurations),
             );
     let mut bindings = Controller::for_shared_stream(binding_watch.owned(), stores.bindings.clone())
         .watches_shared_stream(

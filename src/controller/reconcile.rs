@@ -9,6 +9,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{
     Api, Resource, ResourceExt,
+    core::object::HasStatus,
     runtime::{controller::Action, finalizer},
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -20,8 +21,9 @@ use crate::{
 };
 
 use super::{
-    Error, FINALIZER,
+    context::FINALIZER,
     context::{Context, jittered, key_of},
+    error::Error,
     status,
 };
 
@@ -109,30 +111,107 @@ pub enum Cleanup<S> {
 
 /// A kind of the operator, as the skeleton sees it.
 pub trait Kind:
-    Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync + 'static
+    Object + HasStatus<Status: Conditioned + Serialize + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync>
 {
     /// The kind's name in metrics and logs.
     const KIND: &'static str;
     /// When the kind publishes Events about its Ready condition.
     const EVENTS: EventRule;
-    /// The status type.
-    type Status: Serialize + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync;
 
-    /// The object's status.
-    fn status(&self) -> Option<&Self::Status>;
-    /// The conditions of a status.
-    fn conditions(status: &Self::Status) -> &[Condition];
-    /// Sets the conditions and the observed generation of a status.
-    fn stamp(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>);
-    /// The API to write the object through.
-    fn api(ctx: &Context, object: &Self) -> Api<Self>;
-    /// Whether the operator serves the object (its namespace is watched).
-    fn in_scope(ctx: &Context, object: &Self) -> bool;
+    /// Whether the operator serves the object: cluster-scoped ones always, namespaced ones in
+    /// the watched namespaces.
+    fn in_scope(ctx: &Context, object: &Self) -> bool {
+        object.meta().namespace.as_deref().is_none_or(|namespace| ctx.watches_namespace(namespace))
+    }
     /// One round: observe Bitbucket, carry out the plan, say where the object stands.
-    fn round(ctx: &Context, object: &Self) -> impl Future<Output = Result<Round<Self::Status>, Error>> + Send;
+    fn round(ctx: &Context, object: &Self) -> impl Future<Output = Result<Round<Status<Self>>, Error>> + Send;
     /// Cleanup before the object goes.
-    fn cleanup(ctx: &Context, object: &Self) -> impl Future<Output = Result<Cleanup<Self::Status>, Error>> + Send;
+    fn cleanup(ctx: &Context, object: &Self) -> impl Future<Output = Result<Cleanup<Status<Self>>, Error>> + Send;
 }
+
+/// What the skeleton needs of any object it reconciles.
+pub trait Object:
+    Resource<DynamicType = (), Scope: Scope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Object for T where
+    T: Resource<DynamicType = (), Scope: Scope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The status type of a kind.
+pub type Status<K> = <K as HasStatus>::Status;
+
+/// How to reach an object of a scope through the API: in its namespace, or cluster-wide.
+pub trait Scope {
+    /// The API for an object of kind `K` in `namespace` (`None` for a cluster-scoped one).
+    fn api<K>(client: kube::Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = Self>;
+}
+
+impl Scope for k8s_openapi::NamespaceResourceScope {
+    fn api<K>(client: kube::Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = Self>,
+    {
+        Api::namespaced(client, namespace.unwrap_or_default())
+    }
+}
+
+impl Scope for k8s_openapi::ClusterResourceScope {
+    fn api<K>(client: kube::Client, _: Option<&str>) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = Self>,
+    {
+        Api::all(client)
+    }
+}
+
+/// The API to write an object through.
+fn api_of<K: Kind>(ctx: &Context, object: &K) -> Api<K> {
+    <K::Scope as Scope>::api(ctx.kube.clone(), object.meta().namespace.as_deref())
+}
+
+/// A status with the standard conditions and `observedGeneration`.
+pub trait Conditioned {
+    /// The conditions.
+    fn conditions(&self) -> &[Condition];
+    /// Sets the conditions and the generation they describe.
+    fn stamp(&mut self, generation: Option<i64>, conditions: Vec<Condition>);
+}
+
+macro_rules! conditioned {
+    ($($status:ty),+) => {$(
+        impl Conditioned for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+
+            fn stamp(&mut self, generation: Option<i64>, conditions: Vec<Condition>) {
+                self.observed_generation = generation;
+                self.conditions = conditions;
+            }
+        }
+    )+};
+}
+
+conditioned!(crate::api::ConfigurationStatus, crate::api::ProjectBindingStatus, crate::api::RequiredReportStatus);
 
 /// Reconciles an object of any kind.
 pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -142,7 +221,7 @@ pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Act
     // What a reconcile reads from a store that has not finished its first list is no fact.
     ctx.stores.synced().await;
     let started = tokio::time::Instant::now();
-    let api = K::api(&ctx, &object);
+    let api = api_of(&ctx, object.as_ref());
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
             finalizer::Event::Apply(object) => apply(&ctx, &api, &object).await,
@@ -219,15 +298,15 @@ async fn write<K: Kind>(
     ctx: &Context,
     api: &Api<K>,
     object: &K,
-    mut status: K::Status,
+    mut status: Status<K>,
     outcome: &Outcome,
 ) -> Result<(), Error> {
     let previous = object.status();
-    let old = previous.map(K::conditions).unwrap_or_default();
+    let old = previous.map(Conditioned::conditions).unwrap_or_default();
     if outcome.phase == Phase::Stalled {
         ctx.options.telemetry.stalled(K::KIND, outcome.reason);
     }
-    K::stamp(&mut status, object.meta().generation, status::conditions_for(object, old, outcome));
+    status.stamp(object.meta().generation, status::conditions_for(object, old, outcome));
     let old_reason = find(old, READY).map(|c| c.reason.as_str());
     if old_reason != Some(outcome.reason) && K::EVENTS.phases.contains(&outcome.phase) {
         let warning = outcome.phase != Phase::Ready;

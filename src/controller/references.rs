@@ -18,9 +18,10 @@ use crate::{
 };
 
 use super::{
-    Error,
     clients::ConfigurationKey,
+    context::FINALIZER,
     context::{Context, Options},
+    error::Error,
     stores::Stores,
 };
 
@@ -153,4 +154,27 @@ pub async fn connect(ctx: &Context, binding: &ProjectBinding) -> Result<Connecte
         // about to say so (which wakes the binding): nothing to conclude yet.
         _ => Ok(Connected::Pending(ctx.options.wait_delay)),
     }
+}
+
+/// The client a cleanup removes what it made with, or the outcome to wait in: `what` names what
+/// it removes ("the binding's webhooks", "the checks").
+pub async fn cleanup_client(
+    ctx: &Context,
+    binding: &ProjectBinding,
+    what: &str,
+) -> Result<Result<Client, Outcome>, Error> {
+    Ok(match connect(ctx, binding).await? {
+        Connected::Ready(client, _) => Ok(client),
+        Connected::NotReady(outcome, _) => {
+            let message = format!(
+                "cannot remove {what}: {}; fix that, or remove the finalizer {FINALIZER} to leave them in Bitbucket",
+                outcome.message
+            );
+            Err(Outcome::stalled(outcome.reason, message))
+        }
+        Connected::Pending(_) => Err(Outcome::reconciling(
+            crate::plan::reasons::DELETING,
+            format!("waiting for the connection check of its configuration to remove {what}"),
+        )),
+    })
 }

@@ -2,9 +2,6 @@
 //! check match (reading first, writing only what differs); `Observe` reports drift and changes
 //! nothing. Deletion removes the checks unless `deletionPolicy: Orphan`.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::{Api, ResourceExt};
-
 use crate::{
     api::{
         RequiredReport, RequiredReportStatus,
@@ -21,38 +18,17 @@ use crate::{
 };
 
 use super::{
-    Error, FINALIZER,
     context::Context,
+    context::FINALIZER,
+    error::Error,
     events::listed,
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
-    references::{Connected, UNRESOLVED_RECHECK, binding_of, connect, recheck_after},
+    references::{Connected, UNRESOLVED_RECHECK, binding_of, cleanup_client, connect, recheck_after},
 };
 
 impl Kind for RequiredReport {
     const KIND: &'static str = "RequiredReport";
     const EVENTS: EventRule = EventRule { action: "EnsureCheck", phases: &[Phase::Stalled] };
-    type Status = RequiredReportStatus;
-
-    fn status(&self) -> Option<&RequiredReportStatus> {
-        self.status.as_ref()
-    }
-
-    fn conditions(status: &RequiredReportStatus) -> &[Condition] {
-        &status.conditions
-    }
-
-    fn stamp(status: &mut RequiredReportStatus, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
-    }
-
-    fn api(ctx: &Context, object: &Self) -> Api<Self> {
-        Api::namespaced(ctx.kube.clone(), &object.namespace().unwrap_or_default())
-    }
-
-    fn in_scope(ctx: &Context, object: &Self) -> bool {
-        super::in_scope(ctx, &object.namespace().unwrap_or_default())
-    }
 
     async fn round(ctx: &Context, report: &Self) -> Result<Round<RequiredReportStatus>, Error> {
         enforce(ctx, report).await
@@ -165,19 +141,9 @@ async fn withdraw(ctx: &Context, report: &RequiredReport) -> Result<Cleanup<Requ
         );
         return Ok(Cleanup::Waiting(status, Outcome::stalled(reasons::BINDING_NOT_FOUND, message)));
     };
-    let client = match connect(ctx, &binding).await? {
-        Connected::Ready(client, _) => client,
-        Connected::NotReady(outcome, _) => {
-            let message = format!(
-                "cannot remove the checks: {}; fix that, or remove the finalizer {FINALIZER} to leave them",
-                outcome.message
-            );
-            return Ok(Cleanup::Waiting(status, Outcome::stalled(outcome.reason, message)));
-        }
-        Connected::Pending(_) => {
-            let message = "waiting for the connection check of its configuration to remove the checks";
-            return Ok(Cleanup::Waiting(status, Outcome::reconciling(reasons::DELETING, message)));
-        }
+    let client = match cleanup_client(ctx, &binding, "the checks").await? {
+        Ok(client) => client,
+        Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
     };
     let key = status.report_key.clone().unwrap_or_else(|| report_key(&report.spec, &binding.spec));
     match remove(&client, &binding.spec.project_key, &slugs, &key).await {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::plan::status::{Outcome, conditions};
 
-use super::{Error, context::MANAGER};
+use super::{context::MANAGER, error::Error};
 
 /// Applies `status` to the object's status subresource.
 pub async fn apply<K>(api: &Api<K>, object: &K, status: &impl Serialize) -> Result<(), Error>

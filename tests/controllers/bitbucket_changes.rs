@@ -121,6 +121,11 @@ async fn a_check_removed_or_weakened_in_bitbucket_is_restored_at_the_next_resync
     })
     .await;
     let took = removed_at.elapsed();
+    // The simulator logs a request once it has answered it, a moment after the change is seen.
+    env.eventually("the restoring write logged", || {
+        on_repository(&env.log(), "PUT", "PAY", "payments-api", SONAR) >= 1
+    })
+    .await;
     let log = env.log();
     assert_eq!(on_repository(&log, "GET", "PAY", "payments-api", SONAR), 1, "not restored at the first look: {log:#?}");
     assert_eq!(on_repository(&log, "PUT", "PAY", "payments-api", SONAR), 1, "{log:#?}");
