@@ -186,7 +186,8 @@ pub struct ConfigurationStatus {
     /// `requiredReports`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
-    /// When the connection was last checked.
+    /// When the connection was last proven as this status describes it. A check that finds the
+    /// same refreshes it only after half the resync interval, so it may lag by that much.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checked_time: Option<Time>,
 }
