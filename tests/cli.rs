@@ -1,6 +1,9 @@
 //! The command line, run as a user runs it: the real binary against an in-process simulator,
 //! with manifests written to a temporary folder.
 
+// A test fails by panicking; the lints against it are for the operator's own code.
+#![allow(clippy::expect_used)]
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},

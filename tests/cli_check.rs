@@ -2,6 +2,9 @@
 //! (or a web server that is not Bitbucket), with manifests written to a temporary folder; and the
 //! manifest loader on the shipped examples.
 
+// A test fails by panicking; the lints against it are for the operator's own code.
+#![allow(clippy::expect_used)]
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},

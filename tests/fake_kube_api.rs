@@ -1,6 +1,9 @@
 //! The fake API server of `tests/fake_kube`, driven through the real `kube::Api`, watchers,
 //! reflectors and helpers, as the controllers will drive it.
 
+// A test fails by panicking; the lints against it are for the operator's own code.
+#![allow(clippy::expect_used, clippy::panic)]
+
 mod fake_kube;
 
 use std::{sync::Arc, time::Duration};

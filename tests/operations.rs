@@ -1,6 +1,9 @@
 //! What a platform team relies on in production: leader election between replicas, metrics and
 //! health endpoints, the Bitbucket host allow-list and the watch scope.
 
+// A test fails by panicking; the lints against it are for the operator's own code.
+#![allow(clippy::expect_used, clippy::panic)]
+
 mod fake_kube;
 #[allow(dead_code)]
 #[path = "controllers/harness.rs"]
