@@ -19,6 +19,7 @@ use crate::{
 };
 
 use super::{
+    Error as CliError, Output,
     manifests::{LoadOptions, Manifests, ResolvedConfiguration, load},
     plan::ResourceId,
 };
@@ -40,26 +41,68 @@ pub enum CredentialFiles {
     },
 }
 
-/// What to check, as given on the command line.
-#[derive(Clone, Debug, Default)]
-pub struct CheckRequest {
-    /// Manifest files or folders; empty for `--url` alone.
+/// The arguments of `check`: what to check.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CheckArgs {
+    /// YAML files or folders with the configurations and their Secrets (several allowed).
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub files: Vec<PathBuf>,
-    /// Only the configuration(s) of this name.
+    /// Only the configuration of this name.
+    #[arg(long, requires = "files")]
     pub name: Option<String>,
-    /// The namespace of objects that name none; when given, also only the namespaced
-    /// configurations of this namespace are checked (cluster-scoped ones always are).
+    /// The namespace of resources that name none; also checks only the namespaced
+    /// configurations of this namespace (default: default).
+    #[arg(short = 'n', long, requires = "files")]
     pub namespace: Option<String>,
-    /// The operator's namespace, where the Secrets of ClusterBitbucketConfigurations live.
+    /// The operator's namespace, where the Secrets of ClusterBitbucketConfigurations live
+    /// (default: bitbucket-operator).
+    #[arg(long, requires = "files")]
     pub operator_namespace: Option<String>,
-    /// With `files`: send every configuration here instead. Without: the server to check.
+    /// The Bitbucket to check: alone (with --token-file or --username and --password-file),
+    /// or with -f to send every configuration there instead (for example a simulator).
+    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
-    /// The credential for `url` without `files`.
-    pub credentials: Option<CredentialFiles>,
-    /// A PEM file with the CA to trust.
+    /// A file holding the HTTP access token (with --url).
+    #[arg(long, value_name = "FILE", requires = "url", conflicts_with_all = ["files", "username"])]
+    pub token_file: Option<PathBuf>,
+    /// The user name for basic authentication (with --url and --password-file).
+    #[arg(long, requires_all = ["url", "password_file"], conflicts_with = "files")]
+    pub username: Option<String>,
+    /// A file holding the password (with --url and --username).
+    #[arg(long, value_name = "FILE", requires = "username")]
+    pub password_file: Option<PathBuf>,
+    /// A PEM file with the CA that signed the server's certificate.
+    #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Skip verifying the server's certificate.
+    /// Do not verify the server's certificate (test instances only).
+    #[arg(long)]
     pub insecure_skip_verify: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+impl CheckArgs {
+    /// The credential of `--url` without `-f`, if one was given.
+    pub fn credentials(&self) -> Option<CredentialFiles> {
+        match (&self.token_file, &self.username, &self.password_file) {
+            (Some(file), _, _) => Some(CredentialFiles::Token(file.clone())),
+            (None, Some(username), Some(password_file)) => {
+                Some(CredentialFiles::Basic { username: username.clone(), password_file: password_file.clone() })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Runs `check` as the command line asks: prints the results and returns the exit code.
+pub async fn execute(args: CheckArgs) -> Result<u8, CliError> {
+    let results = run(&args).await?;
+    match args.output {
+        Output::Text => print!("{}", render_text(&results)),
+        Output::Json => println!("{}", render_json(&results)),
+    }
+    Ok(exit_code(&results))
 }
 
 /// The result of one check.
@@ -166,31 +209,35 @@ pub async fn check_settings(id: Option<ResourceId>, source: Option<String>, mut 
     }
 }
 
-/// Runs the checks a request asks for. `Err` is bad input (a missing file, invalid manifests,
-/// an unknown name), said in plain words.
-pub async fn run(request: &CheckRequest) -> Result<Vec<CheckResult>, String> {
+/// Runs the checks the arguments ask for. `Err` is bad input (a missing file, invalid
+/// manifests, an unknown name), said in plain words.
+pub async fn run(request: &CheckArgs) -> Result<Vec<CheckResult>, CliError> {
+    let credentials = request.credentials();
     if request.files.is_empty() {
         let Some(url) = &request.url else {
-            return Err("give manifests with -f PATH, or a server with --url URL and --token-file FILE".into());
+            return Err(CliError::Usage(
+                "give manifests with -f PATH, or a server with --url URL and --token-file FILE",
+            ));
         };
-        let Some(credentials) = &request.credentials else {
-            return Err("--url without -f needs --token-file FILE, or --username USER with --password-file FILE".into());
+        let Some(credentials) = &credentials else {
+            return Err(CliError::Usage(
+                "--url without -f needs --token-file FILE, or --username USER with --password-file FILE",
+            ));
         };
         let config = ClientConfig::new(url.trim_end_matches('/'), read_credentials(credentials)?);
         return Ok(vec![check_settings(None, None, Tls::read(request)?.apply(config)).await]);
     }
-    if request.credentials.is_some() {
-        return Err(
-            "with -f the credentials come from the Secrets in the manifests; drop --token-file and --password-file"
-                .into(),
-        );
+    if credentials.is_some() {
+        return Err(CliError::Usage(
+            "with -f the credentials come from the Secrets in the manifests; drop --token-file and --password-file",
+        ));
     }
     let defaults = LoadOptions::default();
     let options = LoadOptions {
         default_namespace: request.namespace.clone().unwrap_or(defaults.default_namespace),
         operator_namespace: request.operator_namespace.clone().unwrap_or(defaults.operator_namespace),
     };
-    let mut manifests = load(&request.files, &options).map_err(|e| format!("the manifests are not valid:\n{e}"))?;
+    let mut manifests = load(&request.files, &options).map_err(CliError::Manifests)?;
     if let Some(url) = &request.url {
         manifests.point_at(url.trim_end_matches('/'));
     }
@@ -204,23 +251,10 @@ pub async fn run(request: &CheckRequest) -> Result<Vec<CheckResult>, String> {
         })
         .collect();
     if chosen.is_empty() {
-        let skipped = if manifests.skipped.is_empty() {
-            String::new()
-        } else {
-            let files: Vec<String> = manifests.skipped.iter().map(|f| f.display().to_string()).collect();
-            format!(" (skipped as not Kubernetes objects: {})", files.join(", "))
-        };
-        return Err(match (&request.name, &request.namespace) {
-            (Some(name), Some(namespace)) => {
-                format!(
-                    "no configuration named {name} in namespace {namespace} (or cluster-scoped) in the manifests{skipped}"
-                )
-            }
-            (Some(name), None) => format!("no configuration named {name} in the manifests{skipped}"),
-            _ => format!(
-                "the manifests hold no BitbucketConfiguration or ClusterBitbucketConfiguration{skipped}; give the files \
-                 that define them"
-            ),
+        return Err(CliError::NoConfiguration {
+            name: request.name.clone(),
+            namespace: request.namespace.clone(),
+            skipped: manifests.skipped.clone(),
         });
     }
     let tls = Tls::read(request)?;
@@ -267,11 +301,13 @@ struct Tls {
 }
 
 impl Tls {
-    fn read(request: &CheckRequest) -> Result<Self, String> {
+    fn read(request: &CheckArgs) -> Result<Self, CliError> {
         let ca_pem = match &request.ca_file {
-            Some(file) => {
-                Some(std::fs::read(file).map_err(|e| format!("{}: cannot read the CA file: {e}", file.display()))?)
-            }
+            Some(file) => Some(std::fs::read(file).map_err(|source| CliError::Read {
+                path: file.clone(),
+                what: "CA file",
+                source,
+            })?),
             None => None,
         };
         Ok(Self { ca_pem, insecure_skip_verify: request.insecure_skip_verify })
@@ -288,24 +324,24 @@ impl Tls {
     }
 }
 
-fn read_credentials(files: &CredentialFiles) -> Result<Credentials, String> {
+fn read_credentials(files: &CredentialFiles) -> Result<Credentials, CliError> {
     Ok(match files {
-        CredentialFiles::Token(file) => Credentials::Token(Secret::new(read_secret_file(file, "token")?)),
+        CredentialFiles::Token(file) => Credentials::Token(Secret::new(read_secret_file(file, "token file")?)),
         CredentialFiles::Basic { username, password_file } => Credentials::Basic {
             username: username.clone(),
-            password: Secret::new(read_secret_file(password_file, "password")?),
+            password: Secret::new(read_secret_file(password_file, "password file")?),
         },
     })
 }
 
 /// The one line of a file holding a secret (a final newline is allowed). The value is never
 /// part of an error.
-fn read_secret_file(path: &Path, what: &str) -> Result<String, String> {
+fn read_secret_file(path: &Path, what: &'static str) -> Result<String, CliError> {
     let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the {what} file: {e}", path.display()))?;
+        std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.to_owned(), what, source })?;
     let value = text.trim_end_matches(['\n', '\r']);
     if value.trim().is_empty() || value.contains(['\n', '\r']) {
-        return Err(format!("{}: the {what} file must hold exactly one non-empty line", path.display()));
+        return Err(CliError::SecretFile { path: path.to_owned(), what });
     }
     Ok(value.to_owned())
 }

@@ -2,14 +2,15 @@
 //! without a cluster: plan, apply, a table of what became Ready, then a change behind the
 //! operator's back that `plan` sees and `apply` repairs.
 
-use std::path::Path;
+use std::{net::SocketAddr, path::Path};
 
+use super::{
+    Error,
+    manifests::{LoadOptions, ManifestError, Manifests},
+    plan::{Mode, Progress, RunReport, run},
+    simulator::{DEFAULT_SEED, start},
+};
 use crate::{
-    cli::{
-        manifests::{LoadOptions, Manifests},
-        plan::{Mode, Progress, RunReport, run},
-        simulator::{DEFAULT_SEED, start},
-    },
     plan::status::Phase,
     simulator::{RunningSimulator, Seed},
 };
@@ -32,15 +33,15 @@ const EXAMPLES: &[(&str, &str)] = &[
 const NAMESPACE: &str = "demo";
 
 /// The examples as manifests, pointed at `url`.
-pub fn examples(url: &str) -> Result<Manifests, String> {
+pub fn examples(url: &str) -> Result<Manifests, Error> {
     let options = LoadOptions { default_namespace: NAMESPACE.into(), operator_namespace: NAMESPACE.into() };
     let mut manifests = Manifests { operator_namespace: NAMESPACE.into(), ..Default::default() };
     let mut problems = Vec::new();
     for (name, text) in EXAMPLES {
-        manifests.add_text(text, &Path::new("examples").join(name), &options, &mut problems);
+        problems.extend(manifests.read_text(text, &Path::new("examples").join(name), &options));
     }
     if !problems.is_empty() {
-        return Err(problems.join("\n"));
+        return Err(Error::Examples(ManifestError { problems }));
     }
     manifests.point_at(url);
     // The simulator has no rate limit of its own; the demo need not wait for one.
@@ -51,21 +52,28 @@ pub fn examples(url: &str) -> Result<Manifests, String> {
     Ok(manifests)
 }
 
+/// Runs `demo` as the command line asks, on standard output: 0 when everything converged.
+pub async fn execute() -> Result<u8, Error> {
+    let converged = demo(&mut std::io::stdout()).await?;
+    Ok(if converged { 0 } else { 1 })
+}
+
 /// Runs the demo, writing to `out`. Returns whether everything converged.
-pub async fn demo(out: &mut dyn std::io::Write) -> Result<bool, String> {
-    let seed = Seed::from_yaml(DEFAULT_SEED).map_err(|e| format!("the built-in seed: {e}"))?;
-    let simulator = start(seed, "127.0.0.1:0".parse().map_err(|_| "loopback address".to_owned())?, false).await?;
+pub async fn demo(out: &mut dyn std::io::Write) -> Result<bool, Error> {
+    let seed = Seed::from_yaml(DEFAULT_SEED)
+        .map_err(|source| Error::Seed { origin: "the built-in seed".to_owned(), source })?;
+    let simulator = start(seed, SocketAddr::from(([127, 0, 0, 1], 0)), false).await?;
     let result = steps(&simulator, out).await;
     simulator.shutdown().await;
     result
 }
 
-async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Result<bool, String> {
+async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Result<bool, Error> {
     let url = simulator.base_url();
     let manifests = examples(&url)?;
     let targets = manifests.targets();
-    let total = targets.configurations.len() + targets.bindings.len() + targets.reports.len();
-    let write = |out: &mut dyn std::io::Write, text: &str| out.write_all(text.as_bytes()).map_err(|e| e.to_string());
+    let total = targets.count();
+    let write = |out: &mut dyn std::io::Write, text: &str| out.write_all(text.as_bytes()).map_err(Error::Output);
 
     write(
         out,
@@ -86,11 +94,11 @@ async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Re
 
     write(out, "== 3. Someone changes Bitbucket behind the operator's back ==\n")?;
     let sim = simulator.simulator();
-    sim.delete_merge_check("PAY", "payments-api", "com.sonarsource.sonarqube").map_err(|e| e.to_string())?;
-    let hooks = sim.webhooks("PLAT", "api-gateway").map_err(|e| e.to_string())?;
+    sim.delete_merge_check("PAY", "payments-api", "com.sonarsource.sonarqube")?;
+    let hooks = sim.webhooks("PLAT", "api-gateway")?;
     for hook in hooks.iter().filter(|h| h["name"] == "ci-build") {
         if let Some(id) = hook["id"].as_i64() {
-            sim.delete_webhook("PLAT", "api-gateway", id).map_err(|e| e.to_string())?;
+            sim.delete_webhook("PLAT", "api-gateway", id)?;
         }
     }
     write(

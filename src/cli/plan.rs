@@ -9,10 +9,15 @@ use std::{
     collections::BTreeSet,
     fmt,
     io::{IsTerminal, Write},
+    path::PathBuf,
 };
 
 use serde_json::{Value, json};
 
+use super::{
+    Error, Output,
+    manifests::{LoadOptions, Manifests, load},
+};
 use crate::{
     api::{ProjectBindingSpec, RequiredReportSpec, required_report::ManagementPolicy},
     bitbucket::{Client, ClientConfig, MANUAL_STEPS},
@@ -25,6 +30,65 @@ use crate::{
     },
     sync::{binding as sync_binding, report as sync_report},
 };
+
+/// The arguments of `plan` and `apply`.
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub files: Files,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+/// Where the manifests come from and how to read them.
+#[derive(clap::Args)]
+pub struct Files {
+    /// YAML files or folders with the resources and the Secrets they name (several allowed).
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The namespace of resources that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// The operator's namespace, where the Secrets of ClusterBitbucketConfigurations live.
+    #[arg(long, default_value = "bitbucket-operator")]
+    pub operator_namespace: String,
+    /// Send every configuration to this URL instead (for example a simulator's).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+}
+
+impl Files {
+    /// Reads the manifests (pointed at `--url` when given); they must hold at least one of the
+    /// operator's resources.
+    pub fn load(&self) -> Result<Manifests, Error> {
+        let options = LoadOptions {
+            default_namespace: self.namespace.clone(),
+            operator_namespace: self.operator_namespace.clone(),
+        };
+        let mut manifests = load(&self.files, &options).map_err(Error::Manifests)?;
+        if manifests.is_empty() {
+            return Err(Error::NoResources);
+        }
+        if let Some(url) = &self.url {
+            manifests.point_at(url);
+        }
+        Ok(manifests)
+    }
+}
+
+/// Runs `plan` or `apply` as the command line asks: prints the report (progress on standard
+/// error) and returns its exit code.
+pub async fn execute(args: PlanArgs, mode: Mode) -> Result<u8, Error> {
+    let targets = args.files.load()?.targets();
+    let mut progress = Progress::new(targets.count(), args.output == Output::Json || mode == Mode::Plan);
+    let report = run(&targets, mode, &mut progress).await;
+    match args.output {
+        Output::Text => print!("{}", report.render_text()),
+        Output::Json => println!("{}", report.render_json()),
+    }
+    Ok(report.exit_code())
+}
 
 /// Which resource a result is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +155,13 @@ pub struct Targets {
     pub bindings: Vec<BindingTarget>,
     /// Required reports.
     pub reports: Vec<ReportTarget>,
+}
+
+impl Targets {
+    /// How many resources there are.
+    pub fn count(&self) -> usize {
+        self.configurations.len() + self.bindings.len() + self.reports.len()
+    }
 }
 
 /// Plan only, or carry the plan out.

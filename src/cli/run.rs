@@ -3,60 +3,80 @@
 
 use std::time::Duration;
 
+use super::Error;
 use crate::{
     controller::{self, Options, leader::Election},
     telemetry,
 };
 
-/// Settings of `run`.
-#[derive(Clone, Debug)]
-pub struct RunSettings {
-    /// The operator's namespace (where ClusterBitbucketConfiguration Secrets live).
-    pub operator_namespace: String,
-    /// The instance name on Events (the pod name).
+/// The arguments of `run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// The operator's namespace, where the Secrets of ClusterBitbucketConfigurations live.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "bitbucket-operator")]
+    pub namespace: String,
+    /// The instance name reported on Events.
+    #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
-    /// A cap on every configuration's resync interval.
-    pub max_resync: Option<Duration>,
-    /// Namespaces to watch (empty: all).
-    pub namespaces: Vec<String>,
-    /// Only objects with these labels.
+    /// Resync every configuration's dependents at least this often (such as 2m), whatever
+    /// their resyncInterval says.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_resync_interval: Option<Duration>,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+    /// Watch only these namespaces (repeat or separate with commas); all when absent.
+    #[arg(long = "watch-namespace", value_name = "NS", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// Watch only resources with these labels (such as shard=a), so that several operators
+    /// can split a large cluster.
+    #[arg(long, value_name = "SELECTOR")]
     pub label_selector: Option<String>,
-    /// Hosts credentials may be sent to (empty: any).
+    /// Bitbucket hosts the operator may send credentials to (`host` or `*.domain`; repeat or
+    /// separate with commas); any host when absent.
+    #[arg(long = "allowed-host", value_name = "HOST", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
-    /// Take part in leader election (needed with more than one replica).
-    pub leader_election: bool,
+    /// Take part in leader election on a Lease (needed with more than one replica).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+}
+
+/// Runs `run` as the command line asks: logging first, then the controllers until a
+/// termination signal.
+pub fn execute(args: RunArgs) -> Result<u8, Error> {
+    telemetry::init_logging(args.log_json);
+    super::block_on(run(args))??;
+    Ok(0)
 }
 
 /// Runs the controllers until a termination signal.
-pub async fn run(settings: RunSettings) -> Result<(), String> {
-    let kube = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach the Kubernetes API (in-cluster or kubeconfig): {e}"))?;
-    let identity =
-        settings.instance.clone().unwrap_or_else(|| format!("bitbucket-operator-{:016x}", fastrand::u64(..)));
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    let kube = kube::Client::try_default().await.map_err(Error::Kubernetes)?;
+    let identity = args.instance.clone().unwrap_or_else(|| format!("bitbucket-operator-{:016x}", fastrand::u64(..)));
     let options = Options {
-        operator_namespace: settings.operator_namespace,
+        operator_namespace: args.namespace,
         instance: Some(identity.clone()),
-        max_resync: settings.max_resync,
-        namespaces: settings.namespaces,
-        label_selector: settings.label_selector,
-        allowed_hosts: settings.allowed_hosts,
+        max_resync: args.max_resync_interval,
+        namespaces: args.watch_namespaces,
+        label_selector: args.label_selector,
+        allowed_hosts: args.allowed_hosts,
         ..Options::default()
     };
-    let election = settings.leader_election.then(|| Election::new(&options.operator_namespace, &identity));
+    let election = args.leader_elect.then(|| Election::new(&options.operator_namespace, &identity));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         namespace = %options.operator_namespace,
         identity = %identity,
-        leader_election = settings.leader_election,
+        leader_election = args.leader_elect,
         "starting"
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(telemetry::serve(
         options.telemetry.clone(),
-        settings.metrics_addr,
+        args.metrics_addr,
         controller::stopped_by(stopped.clone()),
     ));
     let signal = async move {
@@ -69,8 +89,8 @@ pub async fn run(settings: RunSettings) -> Result<(), String> {
     })
     .await;
     match server.await {
-        Ok(Err(error)) => return Err(error),
-        Err(error) => return Err(format!("the metrics server failed: {error}")),
+        Ok(Err(error)) => return Err(Error::Telemetry(error)),
+        Err(error) => return Err(Error::TelemetryTask(error)),
         Ok(Ok(())) => {}
     }
     tracing::info!("stopped");
@@ -102,12 +122,11 @@ pub async fn termination() {
 }
 
 /// Parses a duration such as `30s`, `10m` or `1h30m` (the format of the CRDs' durations).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let parsed: kube::core::Duration =
-        text.parse().map_err(|_| format!("{text:?} is not a duration such as 30s, 10m or 1h30m"))?;
+pub fn parse_duration(text: &str) -> Result<Duration, Error> {
+    let parsed: kube::core::Duration = text.parse().map_err(|_| Error::NotADuration(text.to_owned()))?;
     let duration = Duration::from(parsed);
     if duration < Duration::from_secs(1) {
-        return Err(format!("{text:?} is shorter than 1s"));
+        return Err(Error::DurationTooShort(text.to_owned()));
     }
     Ok(duration)
 }

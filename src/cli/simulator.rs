@@ -2,8 +2,13 @@
 //! the CLI without a Bitbucket, and for users' CI. It has no real security: its users, passwords
 //! and tokens are the seed's, printed at start, and it listens on loopback unless told otherwise.
 
-use std::{fmt::Write as _, net::SocketAddr, path::Path};
+use std::{
+    fmt::Write as _,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
+use super::Error;
 use crate::simulator::{RunningSimulator, Seed, Simulator};
 
 /// The seed the demo and `simulator` use unless told otherwise: examples/simulator-seed.yaml.
@@ -12,28 +17,49 @@ pub const DEFAULT_SEED: &str = include_str!("../../examples/simulator-seed.yaml"
 /// The address `simulator` listens on by default, Bitbucket's usual port on loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7990";
 
+/// The arguments of `simulator`.
+#[derive(clap::Args)]
+pub struct SimulatorArgs {
+    /// The seed: users, projects, repositories (default: examples/simulator-seed.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Where to listen (port 0: any free port; the banner shows the URL).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Allow a non-loopback address (the simulator has no real security).
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// Runs `simulator` as the command line asks, until Ctrl-C (or SIGTERM).
+pub async fn execute(args: SimulatorArgs) -> Result<u8, Error> {
+    run(args.seed.as_deref(), args.listen, args.allow_remote).await?;
+    Ok(0)
+}
+
 /// Reads a seed file (or the built-in one). The error names the file and what is wrong.
-pub fn seed(file: Option<&Path>) -> Result<Seed, String> {
-    let (text, name) = match file {
+pub fn seed(file: Option<&Path>) -> Result<Seed, Error> {
+    let (text, origin) = match file {
         Some(path) => (
-            std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the seed: {e}", path.display()))?,
+            std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.to_owned(),
+                what: "seed",
+                source,
+            })?,
             path.display().to_string(),
         ),
         None => (DEFAULT_SEED.to_owned(), "the built-in seed (examples/simulator-seed.yaml)".to_owned()),
     };
-    Seed::from_yaml(&text).map_err(|e| format!("{name}: {e}"))
+    Seed::from_yaml(&text).map_err(|source| Error::Seed { origin, source })
 }
 
 /// Starts a simulator on `listen`; refuses a non-loopback address unless `allow_remote`.
-pub async fn start(seed: Seed, listen: SocketAddr, allow_remote: bool) -> Result<RunningSimulator, String> {
+pub async fn start(seed: Seed, listen: SocketAddr, allow_remote: bool) -> Result<RunningSimulator, Error> {
     if !listen.ip().is_loopback() && !allow_remote {
-        return Err(format!(
-            "{listen} is not a loopback address; the simulator has no real security (its credentials are printed \
-             at start), so pass --allow-remote to expose it anyway"
-        ));
+        return Err(Error::NotLoopback(listen));
     }
-    let simulator = Simulator::new(seed).map_err(|e| format!("the seed is not consistent: {e}"))?;
-    simulator.serve(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
+    let simulator = Simulator::new(seed).map_err(Error::InconsistentSeed)?;
+    simulator.serve(listen).await.map_err(|source| Error::Listen { address: listen, source })
 }
 
 /// What a person needs to use the simulator: its URL, its users with their passwords and tokens
@@ -81,7 +107,7 @@ pub fn banner(running: &RunningSimulator, seed: &Seed) -> String {
 }
 
 /// Runs the simulator until Ctrl-C (or SIGTERM), printing the banner when it is ready.
-pub async fn run(seed_file: Option<&Path>, listen: SocketAddr, allow_remote: bool) -> Result<(), String> {
+pub async fn run(seed_file: Option<&Path>, listen: SocketAddr, allow_remote: bool) -> Result<(), Error> {
     let seed = seed(seed_file)?;
     let running = start(seed.clone(), listen, allow_remote).await?;
     print!("{}", banner(&running, &seed));
@@ -114,10 +140,10 @@ mod tests {
     #[tokio::test]
     async fn remote_addresses_need_consent_and_bad_seeds_name_the_file() {
         let refused = start(Seed::default(), "0.0.0.0:0".parse().expect("address"), false).await;
-        assert!(refused.is_err_and(|e| e.contains("--allow-remote")));
+        assert!(refused.is_err_and(|e| e.to_string().contains("--allow-remote")));
         let file = std::env::temp_dir().join(format!("bbo-seed-{}.yaml", std::process::id()));
         std::fs::write(&file, "users: [{name: a, tokens: [{name: t}]}]\n").expect("write");
-        let error = seed(Some(&file)).expect_err("a token without a value");
+        let error = seed(Some(&file)).expect_err("a token without a value").to_string();
         let _ = std::fs::remove_file(&file);
         assert!(error.starts_with(&file.display().to_string()), "{error}");
     }
