@@ -15,7 +15,11 @@ use serde_json::{Value, json};
 
 use crate::{
     bitbucket::{Client, ClientConfig, Credentials, Error, RetryPolicy, Secret, ServerIdentity},
-    plan::{connection::ConnectionError, reasons},
+    plan::{
+        connection::ConnectionError,
+        reasons,
+        status::{Outcome, USE_A_SUPPORTED_SERVER},
+    },
 };
 
 use super::{
@@ -116,10 +120,13 @@ pub struct CheckResult {
     pub url: String,
     /// What the server said about itself and the user, when the check passed.
     pub identity: Option<ServerIdentity>,
-    /// [`reasons::CONNECTED`], or why not (a [`reasons`] constant).
+    /// [`reasons::CONNECTED`], or why not (a [`reasons`] constant): the reason the
+    /// configuration's conditions would give.
     pub reason: &'static str,
-    /// The verdict in plain words: what was found, or what is wrong and what to do.
+    /// What was found; or what is wrong, as the configuration's conditions would say it.
     pub message: String,
+    /// What to do, where the message alone does not say it for someone running `check`.
+    pub advice: Option<String>,
 }
 
 impl CheckResult {
@@ -133,33 +140,20 @@ impl CheckResult {
         self.id.as_ref().map_or_else(|| self.url.clone(), ToString::to_string)
     }
 
-    fn failed(
-        id: Option<ResourceId>,
-        source: Option<String>,
-        url: String,
-        reason: &'static str,
-        message: String,
-    ) -> Self {
-        Self { id, source, url, identity: None, reason, message }
+    /// A failed check: the verdict the conditions give on `error` ([`Outcome::from_error`]),
+    /// with the check's advice.
+    pub fn from_error(id: Option<ResourceId>, source: Option<String>, url: String, error: &Error) -> Self {
+        let verdict = Outcome::from_error(error);
+        let advice = advice_for(error).map(str::to_owned);
+        Self { id, source, url, identity: None, reason: verdict.reason, message: verdict.message, advice }
     }
 }
 
-/// The condition reason for an error of the connection check. During the check, a missing
-/// endpoint or a refused request means the server is not a Bitbucket this operator can use.
-pub fn reason_for(error: &Error) -> &'static str {
-    match error {
-        Error::ProjectNotFound { .. }
-        | Error::RepositoryNotFound { .. }
-        | Error::NotFound { .. }
-        | Error::InvalidRequest { .. }
-        | Error::Conflict { .. } => reasons::UNSUPPORTED_SERVER,
-        other => crate::plan::status::reason_for(other),
-    }
-}
-
-/// The error in plain words, with what to do where its own text does not say.
-pub fn message_for(error: &Error) -> String {
-    let advice = match error {
+/// What to do about an error of the connection check, beyond what its message says. The check
+/// runs once and does not retry as the operator does; and during the check, a refused request or
+/// a missing endpoint means that the URL does not lead to a Bitbucket this operator can use.
+pub fn advice_for(error: &Error) -> Option<&'static str> {
+    Some(match error {
         Error::Transport { .. } => {
             "check the URL, the network in between (DNS, proxy, firewall) and that Bitbucket is up"
         }
@@ -169,21 +163,19 @@ pub fn message_for(error: &Error) -> String {
         Error::NotRunning { .. } => "wait until it is running, then check again",
         Error::RateLimited { .. } => "wait and check again, or ask an administrator to raise the user's rate limit",
         Error::UnexpectedResponse { .. } => "check that the URL points at Bitbucket and not at a proxy or login page",
-        Error::UnsupportedServer { .. }
-        | Error::ProjectNotFound { .. }
+        Error::ProjectNotFound { .. }
         | Error::RepositoryNotFound { .. }
         | Error::NotFound { .. }
         | Error::InvalidRequest { .. }
-        | Error::Conflict { .. } => {
-            "point the URL at Bitbucket Data Center 6.6 or newer, with its context path (such as https://example.com/bitbucket)"
-        }
+        | Error::Conflict { .. } => USE_A_SUPPORTED_SERVER,
         Error::Configuration(_) => "fix the URL or the TLS settings",
-        Error::BadCredentials { .. }
+        // Their messages say what to do.
+        Error::UnsupportedServer { .. }
+        | Error::BadCredentials { .. }
         | Error::CaptchaRequired
         | Error::BasicAuthDisabled
-        | Error::PermissionDenied { .. } => return error.to_string(),
-    };
-    format!("{error}; {advice}")
+        | Error::PermissionDenied { .. } => return None,
+    })
 }
 
 /// Checks one set of client settings: one attempt per request, the connect timeout capped at
@@ -194,7 +186,7 @@ pub async fn check_settings(id: Option<ResourceId>, source: Option<String>, mut 
     let url = settings.base_url.clone();
     let client = match Client::new(settings) {
         Ok(client) => client,
-        Err(error) => return CheckResult::failed(id, source, url, reason_for(&error), message_for(&error)),
+        Err(error) => return CheckResult::from_error(id, source, url, &error),
     };
     match client.verify_connection().await {
         Ok(identity) => CheckResult {
@@ -204,8 +196,9 @@ pub async fn check_settings(id: Option<ResourceId>, source: Option<String>, mut 
             url,
             identity: Some(identity),
             reason: reasons::CONNECTED,
+            advice: None,
         },
-        Err(error) => CheckResult::failed(id, source, url, reason_for(&error), message_for(&error)),
+        Err(error) => CheckResult::from_error(id, source, url, &error),
     }
 }
 
@@ -262,14 +255,21 @@ pub async fn run(request: &CheckArgs) -> Result<Vec<CheckResult>, CliError> {
     for configuration in &chosen {
         let id = configuration.id();
         let source = Some(configuration.source.to_string());
-        let settings = manifests.client_config(configuration).map(|settings| tls.apply(settings)).map_err(|error| {
-            let message = format!("{error}{}", secret_hint(&manifests, configuration, &error));
-            (configuration.spec.url.clone(), error.reason(), message)
-        });
+        // Without usable settings, the verdict is the one the configuration's conditions give.
+        let settings =
+            manifests.client_config(configuration).map(|settings| tls.apply(settings)).map_err(|error| CheckResult {
+                id: None,
+                source: None,
+                url: configuration.spec.url.clone(),
+                identity: None,
+                reason: error.reason(),
+                message: error.to_string(),
+                advice: secret_hint(&manifests, configuration, &error),
+            });
         checks.push(async move {
             match settings {
                 Ok(settings) => check_settings(Some(id), source, settings).await,
-                Err((url, reason, message)) => CheckResult::failed(Some(id), source, url, reason, message),
+                Err(failed) => CheckResult { id: Some(id), source, ..failed },
             }
         });
     }
@@ -278,20 +278,22 @@ pub async fn run(request: &CheckArgs) -> Result<Vec<CheckResult>, CliError> {
 
 /// Where a ClusterBitbucketConfiguration's Secret is missing from the operator's namespace but
 /// the manifests hold one of that name elsewhere, says so.
-fn secret_hint(manifests: &Manifests, configuration: &ResolvedConfiguration<'_>, error: &ConnectionError) -> String {
+fn secret_hint(
+    manifests: &Manifests,
+    configuration: &ResolvedConfiguration<'_>,
+    error: &ConnectionError,
+) -> Option<String> {
     let ConnectionError::SecretNotFound { name, .. } = error else {
-        return String::new();
+        return None;
     };
     if configuration.namespace.is_some() {
-        return String::new();
+        return None;
     }
-    match manifests.secrets.keys().find(|(_, secret)| secret == name) {
-        Some((namespace, _)) => format!(
-            " (the manifests hold a Secret {name} in namespace {namespace}: a ClusterBitbucketConfiguration reads its \
-             Secrets from the operator's namespace, so pass --operator-namespace {namespace} if that is it)"
-        ),
-        None => String::new(),
-    }
+    let (namespace, _) = manifests.secrets.keys().find(|(_, secret)| secret == name)?;
+    Some(format!(
+        "pass --operator-namespace {namespace} if that is the operator's namespace: the manifests hold a Secret \
+         {name} there, and a ClusterBitbucketConfiguration reads its Secrets from the operator's namespace"
+    ))
 }
 
 /// `--ca-file` and `--insecure-skip-verify`, which win over what manifests say.
@@ -380,6 +382,9 @@ pub fn render_text(results: &[CheckResult]) -> String {
         } else {
             out.push_str(&format!("    FAILED ({}): {}\n", result.reason, result.message));
         }
+        if let Some(advice) = &result.advice {
+            out.push_str(&format!("    what to do:   {advice}\n"));
+        }
     }
     out
 }
@@ -410,6 +415,7 @@ pub fn render_json(results: &[CheckResult]) -> Value {
                     "ok": r.ok(),
                     "reason": r.reason,
                     "message": r.message,
+                    "advice": r.advice,
                     "server": r.identity.as_ref().map(|i| json!({
                         "version": i.version_text,
                         "buildNumber": i.build_number,
@@ -427,41 +433,95 @@ pub fn render_json(results: &[CheckResult]) -> Value {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_error_has_a_reason_of_the_connection_check() {
-        let cases = [
-            (Error::BadCredentials { reason: "x".into() }, reasons::BAD_CREDENTIALS),
-            (Error::CaptchaRequired, reasons::CAPTCHA_REQUIRED),
-            (Error::BasicAuthDisabled, reasons::BASIC_AUTH_DISABLED),
-            (Error::PermissionDenied { action: "list users".into() }, reasons::PERMISSION_DENIED),
-            (Error::RateLimited { retry_after: Duration::from_secs(3) }, reasons::RATE_LIMITED),
-            (Error::Transport { message: "refused".into(), timeout: false }, reasons::UNREACHABLE),
-            (Error::Server { status: 503 }, reasons::UNREACHABLE),
-            (Error::NotRunning { state: "STARTING".into() }, reasons::UNREACHABLE),
-            (
-                Error::UnexpectedResponse { status: 200, endpoint: "GET /status".into(), reason: "x".into() },
-                reasons::UNREACHABLE,
-            ),
-            (Error::Configuration("bad CA".into()), reasons::INVALID_CONFIGURATION),
-            (Error::UnsupportedServer { reason: "old".into() }, reasons::UNSUPPORTED_SERVER),
-            (Error::NotFound { what: "/rest/capabilities".into() }, reasons::UNSUPPORTED_SERVER),
-            (Error::ProjectNotFound { project: "P".into() }, reasons::UNSUPPORTED_SERVER),
-            (Error::RepositoryNotFound { project: "P".into(), slug: "r".into() }, reasons::UNSUPPORTED_SERVER),
-            (Error::InvalidRequest { field: None }, reasons::UNSUPPORTED_SERVER),
-            (Error::Conflict { exception: None }, reasons::UNSUPPORTED_SERVER),
+    /// One error of each variant of the client's error. The match has no wildcard arm, so a new
+    /// variant does not compile until it is added here too.
+    fn every_error() -> Vec<Error> {
+        let errors = vec![
+            Error::ProjectNotFound { project: "PAY".into() },
+            Error::RepositoryNotFound { project: "PAY".into(), slug: "api".into() },
+            Error::NotFound { what: "webhook 7".into() },
+            Error::BadCredentials { reason: "wrong username or password".into() },
+            Error::PermissionDenied { action: "list users".into() },
+            Error::CaptchaRequired,
+            Error::BasicAuthDisabled,
+            Error::RateLimited { retry_after: Duration::from_secs(3) },
+            Error::InvalidRequest { field: Some("url".into()) },
+            Error::Conflict { exception: Some("DuplicateWebhookException".into()) },
+            Error::Server { status: 503 },
+            Error::NotRunning { state: "STARTING".into() },
+            Error::Transport { message: "connection refused".into(), timeout: false },
+            Error::UnsupportedServer { reason: "no Bitbucket answers at this URL (/status is not Bitbucket's)".into() },
+            Error::UnexpectedResponse { status: 200, endpoint: "GET /status".into(), reason: "not JSON".into() },
+            Error::Configuration("the CA bundle is not valid PEM".into()),
         ];
-        for (error, reason) in cases {
-            assert_eq!(reason_for(&error), reason, "{error:?}");
-            let message = message_for(&error);
-            assert!(message.starts_with(&error.to_string()), "{message}");
-            // Every message says what to do.
+        let variant = |error: &Error| match error {
+            Error::ProjectNotFound { .. } => 0,
+            Error::RepositoryNotFound { .. } => 1,
+            Error::NotFound { .. } => 2,
+            Error::BadCredentials { .. } => 3,
+            Error::PermissionDenied { .. } => 4,
+            Error::CaptchaRequired => 5,
+            Error::BasicAuthDisabled => 6,
+            Error::RateLimited { .. } => 7,
+            Error::InvalidRequest { .. } => 8,
+            Error::Conflict { .. } => 9,
+            Error::Server { .. } => 10,
+            Error::NotRunning { .. } => 11,
+            Error::Transport { .. } => 12,
+            Error::UnsupportedServer { .. } => 13,
+            Error::UnexpectedResponse { .. } => 14,
+            Error::Configuration(_) => 15,
+        };
+        let mut seen: Vec<usize> = errors.iter().map(variant).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (0..16).collect::<Vec<_>>(), "one error of each variant");
+        errors
+    }
+
+    #[test]
+    fn check_gives_the_verdict_of_the_conditions_for_every_error() {
+        use crate::{
+            api::conditions::READY,
+            plan::status::{Phase, conditions},
+        };
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap_or_default(),
+        );
+        for error in every_error() {
+            let check = CheckResult::from_error(None, None, "https://bitbucket.example.com".into(), &error);
+            let outcome = Outcome::from_error(&error);
+            let written = conditions(&[], &outcome, Some(1), &now);
+            let ready = written.iter().find(|c| c.type_ == READY).expect("a Ready condition");
+            assert_eq!(ready.status, "False", "{error:?}");
+            assert_eq!((check.reason, check.message.as_str()), (ready.reason.as_str(), ready.message.as_str()));
+            // The condition that is True, Reconciling or Stalled, says the same.
+            let on = written.iter().find(|c| c.status == "True").expect("a True condition");
+            assert_eq!((on.reason.as_str(), on.message.as_str()), (check.reason, check.message.as_str()));
+            assert_eq!(on.type_, if outcome.phase == Phase::Reconciling { "Reconciling" } else { "Stalled" });
+            assert!(!check.ok(), "{error:?}");
+            // Every failed check says what to do, in its message or in its advice.
+            let said = format!("{} {}", check.message, check.advice.as_deref().unwrap_or_default());
             assert!(
                 ["check", "update", "grant", "use", "wait", "point", "fix", "try", "admin"]
                     .iter()
-                    .any(|verb| message.contains(verb)),
-                "{message}"
+                    .any(|verb| said.contains(verb)),
+                "{said}"
             );
         }
+    }
+
+    #[test]
+    fn a_server_that_is_not_bitbucket_gets_one_verdict_and_no_second_advice() {
+        let error = Error::UnsupportedServer { reason: "the server has no /rest/api/1.0/users".into() };
+        let check = CheckResult::from_error(None, None, String::new(), &error);
+        assert_eq!(check.reason, reasons::UNSUPPORTED_SERVER);
+        assert!(check.message.ends_with(USE_A_SUPPORTED_SERVER), "{}", check.message);
+        assert_eq!(check.advice, None);
+        // A refused request during the check is the conditions' Rejected, and check adds the advice.
+        let refused = CheckResult::from_error(None, None, String::new(), &Error::InvalidRequest { field: None });
+        assert_eq!(refused.reason, reasons::REJECTED);
+        assert_eq!(refused.advice.as_deref(), Some(USE_A_SUPPORTED_SERVER));
     }
 
     #[test]
@@ -480,13 +540,13 @@ mod tests {
             }),
             reason: reasons::CONNECTED,
             message: "connected as svc to Bitbucket 9.4.22".into(),
+            advice: None,
         };
-        let failed = CheckResult::failed(
+        let failed = CheckResult::from_error(
             None,
             None,
             "http://127.0.0.1:1".into(),
-            reasons::UNREACHABLE,
-            "cannot reach Bitbucket".into(),
+            &Error::Transport { message: "connection refused".into(), timeout: false },
         );
         let results = [ok, failed];
         let text = render_text(&results);
@@ -495,7 +555,10 @@ mod tests {
         assert!(text.contains("capabilities: webhooks, codeInsights"), "{text}");
         assert!(text.contains("OK: connected as svc"), "{text}");
         assert!(
-            text.contains("http://127.0.0.1:1\n    url:          http://127.0.0.1:1\n    FAILED (Unreachable)"),
+            text.contains(
+                "http://127.0.0.1:1\n    url:          http://127.0.0.1:1\n    FAILED (Unreachable): cannot reach \
+                 Bitbucket: connection refused\n    what to do:   check the URL"
+            ),
             "{text}"
         );
         let json = render_json(&results);
@@ -504,6 +567,9 @@ mod tests {
         assert_eq!(json[0]["server"]["buildNumber"], "9004022");
         assert_eq!(json[0]["capabilities"], json!(["webhooks", "codeInsights"]));
         assert_eq!(json[1]["ok"], false);
+        assert_eq!(json[1]["message"], "cannot reach Bitbucket: connection refused");
+        assert!(json[1]["advice"].as_str().is_some_and(|a| a.starts_with("check the URL")), "{json}");
+        assert_eq!(json[0]["advice"], Value::Null);
         assert_eq!(json[1]["server"], Value::Null);
         assert_eq!(exit_code(&results), 1);
         assert_eq!(exit_code(&results[..1]), 0);

@@ -5,10 +5,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::{
     api::conditions::{READY, RECONCILING, STALLED},
-    bitbucket::{Error, ErrorClass},
+    bitbucket::{Error, ErrorClass, MANUAL_STEPS, MergeCheck},
 };
 
-use super::reasons;
+use super::{merge_checks::describe, reasons};
 
 /// Where a resource stands after a reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,12 +48,42 @@ impl Outcome {
         Self { phase: Phase::Stalled, reason, message: message.into() }
     }
 
-    /// The outcome of a failed Bitbucket call: transient failures are retried (`Reconciling`),
-    /// everything else needs a change (`Stalled`).
+    /// The verdict on a failed Bitbucket call, the same wherever it is given (conditions written
+    /// by the controllers, `plan`, `apply` and `check`): transient failures are retried
+    /// (`Reconciling`), everything else needs a change (`Stalled`); the reason is
+    /// [`reason_for`]'s and the message is the error's text, with what to do where the text does
+    /// not say it.
     pub fn from_error(error: &Error) -> Self {
         let reason = reason_for(error);
-        let message = error.to_string();
+        let message = message_for(error);
         if error.is_transient() { Self::reconciling(reason, message) } else { Self::stalled(reason, message) }
+    }
+
+    /// The verdict on a required report whose server cannot keep the merge check (no
+    /// required-report API, or unsupported altogether): `Stalled`, with the manual steps that
+    /// give each repository the check meanwhile.
+    pub fn unsupported_report(error: &Error, desired: &MergeCheck) -> Self {
+        Self::stalled(
+            reasons::UNSUPPORTED_SERVER,
+            format!(
+                "{error}; until then, on each repository: {MANUAL_STEPS} with report key {}, {}",
+                desired.report_key,
+                describe(desired)
+            ),
+        )
+    }
+}
+
+/// What to do about a server this operator cannot use.
+pub const USE_A_SUPPORTED_SERVER: &str = "point the URL at Bitbucket Data Center 6.6 or newer, with its context path (such as https://example.com/bitbucket)";
+
+/// The message of a failed Bitbucket call: the error's text, which says what to do for every
+/// error but an unsupported server's (its reason says what the server lacks; where it also says
+/// what to do, after a `; ` as every message here does, it stands alone).
+fn message_for(error: &Error) -> String {
+    match error {
+        Error::UnsupportedServer { reason } if !reason.contains("; ") => format!("{error}; {USE_A_SUPPORTED_SERVER}"),
+        _ => error.to_string(),
     }
 }
 
@@ -168,5 +198,31 @@ mod tests {
         assert_eq!((denied.phase, denied.reason), (Phase::Stalled, reasons::PERMISSION_DENIED));
         let long = conditions(&[], &Outcome::stalled(reasons::REJECTED, "x".repeat(5000)), None, &time(1));
         assert!(long[0].message.len() <= 1024);
+    }
+
+    #[test]
+    fn an_unsupported_server_is_told_what_to_do_once() {
+        let not_bitbucket =
+            Outcome::from_error(&Error::UnsupportedServer { reason: "the server has no /rest/api/1.0/users".into() });
+        assert_eq!((not_bitbucket.phase, not_bitbucket.reason), (Phase::Stalled, reasons::UNSUPPORTED_SERVER));
+        assert_eq!(
+            not_bitbucket.message,
+            format!("unsupported server: the server has no /rest/api/1.0/users; {USE_A_SUPPORTED_SERVER}")
+        );
+        // A reason that already says what to do is left as it is.
+        let no_api = Error::UnsupportedServer { reason: format!("no required-report API; {MANUAL_STEPS}") };
+        assert_eq!(Outcome::from_error(&no_api).message, no_api.to_string());
+        let desired =
+            MergeCheck { report_key: "com.sonarsource.sonarqube".into(), must_pass: true, min_severity: None };
+        let report = Outcome::unsupported_report(&no_api, &desired);
+        assert_eq!((report.phase, report.reason), (Phase::Stalled, reasons::UNSUPPORTED_SERVER));
+        assert!(
+            report.message.ends_with(
+                "until then, on each repository: add it by hand: Repository settings > Code Insights > Add required \
+                 report with report key com.sonarsource.sonarqube, must pass, annotations ignored"
+            ),
+            "{}",
+            report.message
+        );
     }
 }

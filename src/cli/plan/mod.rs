@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     api::{ProjectBindingSpec, RequiredReportSpec, required_report::ManagementPolicy},
-    bitbucket::{Client, ClientConfig, MANUAL_STEPS},
+    bitbucket::{Client, ClientConfig, ErrorClass},
     plan::{
         connection::ConnectionError,
         merge_checks::{CheckChange, describe, desired_check, report_key},
@@ -345,10 +345,12 @@ async fn run_report(
     let plans = match sync_report::observe(client, &input).await {
         Ok(plans) => plans,
         Err(error) => {
-            result.outcome = Outcome::from_error(&error);
-            if result.outcome.reason == reasons::UNSUPPORTED_SERVER {
-                result.outcome.message = format!("{error}; on each repository: {MANUAL_STEPS}");
-            }
+            // As the controller says it.
+            result.outcome = if error.class() == ErrorClass::Unsupported {
+                Outcome::unsupported_report(&error, &desired)
+            } else {
+                Outcome::from_error(&error)
+            };
             return result;
         }
     };
