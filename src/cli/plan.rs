@@ -17,6 +17,7 @@ use crate::{
     api::{ProjectBindingSpec, RequiredReportSpec, required_report::ManagementPolicy},
     bitbucket::{Client, ClientConfig, MANUAL_STEPS},
     plan::{
+        binding as plan_binding,
         connection::ConnectionError,
         merge_checks::{CheckChange, describe, desired_check, report_key},
         reasons,
@@ -440,7 +441,7 @@ async fn run_binding(
     };
     // Without a cluster, the binding manages exactly what it declares.
     let managed: BTreeSet<String> = webhooks.iter().map(|w| w.name.clone()).collect();
-    let input = sync_binding::BindingInput { spec: &target.spec, webhooks, managed: &managed, previous: &[] };
+    let input = plan_binding::BindingInput { spec: &target.spec, webhooks, managed: &managed, previous: &[] };
     let plan = match sync_binding::observe(client, &input).await {
         Ok(plan) => plan,
         Err(error) => {
@@ -465,7 +466,7 @@ async fn run_binding(
         };
         result.changes.extend(changes.iter().map(|c| webhook_change(&repository.slug, c)));
     }
-    let (outcome, _) = sync_binding::summarize(&plan, &outcomes, webhooks.len());
+    let (outcome, _) = plan_binding::summarize(&plan, &outcomes, webhooks.len());
     result.outcome = match mode {
         // A plan changes nothing: say what the binding would be once applied.
         Mode::Plan => match plan.first_error() {
