@@ -20,7 +20,7 @@ use crate::{
         binding as plan_binding,
         connection::ConnectionError,
         merge_checks::{CheckChange, describe, desired_check, report_key},
-        reasons,
+        reasons, report as plan_report,
         status::{Outcome, Phase},
         webhooks::{DeleteReason, DesiredWebhook, WebhookChange},
     },
@@ -537,7 +537,7 @@ async fn run_report(
     };
     let observe_only = target.spec.management_policy == ManagementPolicy::Observe;
     let input =
-        sync_report::ReportInput { project, bound: slugs, departed: &[], desired: &desired, remove_departed: false };
+        plan_report::ReportInput { project, bound: slugs, departed: &[], desired: &desired, remove_departed: false };
     let plans = match sync_report::observe(client, &input).await {
         Ok(plans) => plans,
         Err(error) => {
@@ -575,7 +575,7 @@ async fn run_report(
             detail,
         });
     }
-    let summary = sync_report::summarize(&plans, &outcomes, &[], observe_only, &desired);
+    let summary = plan_report::summarize(&plans, &outcomes, &[], observe_only, &desired);
     result.outcome = match mode {
         Mode::Apply => summary.outcome,
         // A plan changes nothing; only read failures and Observe drift count.

@@ -12,9 +12,10 @@ use crate::{
         dependencies::{BindingState, binding_repositories},
         merge_checks::{describe, desired_check, report_key},
         reasons,
+        report::{ReportInput, ReportSummary, summarize},
         status::{Outcome, Phase},
     },
-    sync::report::{ReportInput, ReportSummary, apply, observe, remove, summarize},
+    sync::report::{apply, observe, remove},
 };
 
 use super::{

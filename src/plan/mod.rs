@@ -7,6 +7,7 @@ pub mod connection;
 pub mod dependencies;
 pub mod merge_checks;
 pub mod reasons;
+pub mod report;
 pub mod selection;
 pub mod status;
 pub mod webhooks;
