@@ -13,12 +13,13 @@ use crate::{
     },
     bitbucket::{Error as BitbucketError, Repository},
     plan::{
+        binding::{BindingInput, RepositoryOutcome, managed_after, summarize},
         connection::SecretData,
         reasons,
         status::{Outcome, Phase},
         webhooks::{WebhookChange, desired_webhooks},
     },
-    sync::binding::{BindingInput, RepositoryOutcome, apply, managed_after, observe, remove, summarize},
+    sync::binding::{apply, observe, remove},
 };
 
 use super::{

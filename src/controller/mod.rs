@@ -1,9 +1,9 @@
 //! The controllers: one kube-runtime controller per kind, on one reconcile skeleton
-//! ([`reconcile`]) and one shared watch per kind ([`stores`]). Each round reads the spec,
+//! ([`reconcile`](mod@reconcile)) and one shared watch per kind ([`stores`]). Each round reads the spec,
 //! observes Bitbucket through the shared client of its configuration ([`clients`]), lets
 //! [`crate::plan`] decide, carries the plan out through [`crate::sync`], and writes status by
 //! server-side apply when it changed. [`references`] follows references between kinds and
-//! [`mappers`] wakes dependents when what they depend on changes.
+//! `mappers` wakes dependents when what they depend on changes.
 
 mod binding;
 pub mod clients;

@@ -3,23 +3,21 @@
 //! nothing. Deletion removes the checks unless `deletionPolicy: Orphan`.
 
 use crate::{
-    api::{
-        RequiredReport, RequiredReportStatus,
-        required_report::{DeletionPolicy, ManagementPolicy},
-    },
-    bitbucket::{ErrorClass, MANUAL_STEPS, MergeCheck},
+    api::{RequiredReport, RequiredReportStatus, required_report::ManagementPolicy},
+    bitbucket::ErrorClass,
     plan::{
         dependencies::{BindingState, binding_repositories},
-        merge_checks::{describe, desired_check, report_key},
+        merge_checks::{desired_check, report_key},
         reasons,
+        report::{ReportInput, ReportSummary, removes_checks, summarize},
+        selection::departed,
         status::{Outcome, Phase},
     },
-    sync::report::{ReportInput, ReportSummary, apply, observe, remove, summarize},
+    sync::report::{apply, observe, remove},
 };
 
 use super::{
-    context::Context,
-    context::FINALIZER,
+    context::{Context, FINALIZER},
     error::Error,
     events::listed,
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
@@ -65,23 +63,20 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
 
     let observe_only = report.spec.management_policy == ManagementPolicy::Observe;
     let desired = desired_check(&key, &report.spec);
-    let departed: Vec<String> =
-        previous.repositories.iter().map(|r| r.slug.clone()).filter(|s| !bound.contains(s)).collect();
+    let previous_slugs: Vec<String> = previous.repositories.iter().map(|r| r.slug.clone()).collect();
+    let departed = departed(&previous_slugs, bound.iter().map(String::as_str));
     let input = ReportInput {
         project: &binding.spec.project_key,
         bound: &bound,
         departed: &departed,
         desired: &desired,
-        remove_departed: !observe_only && report.spec.deletion_policy == DeletionPolicy::Delete,
+        remove_departed: removes_checks(&report.spec),
     };
     let plans = match observe(&client, &input).await {
         Ok(plans) => plans,
         Err(error) => {
             let outcome = if error.class() == ErrorClass::Unsupported {
-                Outcome::stalled(
-                    reasons::UNSUPPORTED_SERVER,
-                    format!("{error}; until then, on each repository: {}", manual_steps(&desired)),
-                )
+                Outcome::unsupported_report(&error, &desired)
             } else {
                 Outcome::from_error(&error)
             };
@@ -99,10 +94,6 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
     status.repositories = summary.repositories;
     let next = summary.transient.map_or(Next::Resync(interval), Next::Retry);
     Ok(Round { status, outcome: summary.outcome, next, notices, corrected })
-}
-
-fn manual_steps(desired: &MergeCheck) -> String {
-    format!("{MANUAL_STEPS} with report key {}, {}", desired.report_key, describe(desired))
 }
 
 /// The Events of a round: one per kind of change, naming the repositories.
@@ -128,8 +119,7 @@ fn announce(key: &str, summary: &ReportSummary) -> Vec<Notice> {
 
 async fn withdraw(ctx: &Context, report: &RequiredReport) -> Result<Cleanup<RequiredReportStatus>, Error> {
     let status = report.status.clone().unwrap_or_default();
-    let keep = report.spec.deletion_policy == DeletionPolicy::Orphan
-        || report.spec.management_policy == ManagementPolicy::Observe;
+    let keep = !removes_checks(&report.spec);
     let slugs: Vec<String> = status.repositories.iter().map(|r| r.slug.clone()).collect();
     if keep || slugs.is_empty() {
         return Ok(Cleanup::Done(Vec::new()));

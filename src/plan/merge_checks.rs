@@ -146,10 +146,45 @@ mod tests {
     }
 
     #[test]
-    fn observe_only_reports_drift() {
-        let change = CheckChange::Delete { report_key: "k".into() };
-        assert_eq!(state_of(None, true), CheckState::InSync);
-        assert_eq!(state_of(Some(&change), true), CheckState::Drifted);
-        assert_eq!(state_of(Some(&change), false), CheckState::Pending);
+    fn state_before_a_write() {
+        struct Case {
+            name: &'static str,
+            change: Option<CheckChange>,
+            observe_only: bool,
+            want: CheckState,
+        }
+        let desired = desired_check("k", &spec(""));
+        let update = CheckChange::Update { from: desired.clone(), to: desired.clone(), fields: vec!["mustPass"] };
+        let cases = [
+            Case { name: "nothing to change", change: None, observe_only: false, want: CheckState::InSync },
+            Case { name: "nothing to change, observed", change: None, observe_only: true, want: CheckState::InSync },
+            Case {
+                name: "missing, managed: written next",
+                change: Some(CheckChange::Create(desired.clone())),
+                observe_only: false,
+                want: CheckState::Pending,
+            },
+            Case {
+                name: "differs, managed: written next",
+                change: Some(update.clone()),
+                observe_only: false,
+                want: CheckState::Pending,
+            },
+            Case {
+                name: "missing, observed: drifted",
+                change: Some(CheckChange::Create(desired.clone())),
+                observe_only: true,
+                want: CheckState::Drifted,
+            },
+            Case {
+                name: "differs, observed: drifted",
+                change: Some(update),
+                observe_only: true,
+                want: CheckState::Drifted,
+            },
+        ];
+        for case in cases {
+            assert_eq!(state_of(case.change.as_ref(), case.observe_only), case.want, "{}", case.name);
+        }
     }
 }

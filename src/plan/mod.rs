@@ -2,10 +2,12 @@
 //! and the observed state (what the client read) to actions and statuses. No I/O here; the
 //! controller and the CLI's `plan`/`apply` share this code, so they always agree.
 
+pub mod binding;
 pub mod connection;
 pub mod dependencies;
 pub mod merge_checks;
 pub mod reasons;
+pub mod report;
 pub mod selection;
 pub mod status;
 pub mod webhooks;

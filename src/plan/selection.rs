@@ -1,4 +1,6 @@
-//! Which repositories of a project a binding selects.
+//! Which repositories of a project a binding selects, and which ones left it.
+
+use std::collections::BTreeSet;
 
 use crate::{
     api::binding::{ProjectBindingSpec, RepositorySelection},
@@ -50,6 +52,13 @@ pub fn select(spec: &ProjectBindingSpec, repositories: &[Repository]) -> Vec<Rep
     chosen.sort_by(|a, b| a.slug.cmp(&b.slug));
     chosen.dedup_by(|a, b| a.slug == b.slug);
     chosen
+}
+
+/// The repositories bound until now (`previous`, in its order) that are not among those `bound`
+/// now: they left the selection (or Bitbucket), so a round only cleans them up.
+pub fn departed<'a>(previous: &[String], bound: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let bound: BTreeSet<&str> = bound.into_iter().collect();
+    previous.iter().filter(|slug| !bound.contains(slug.as_str())).cloned().collect()
 }
 
 #[cfg(test)]
@@ -117,5 +126,32 @@ mod tests {
         assert_eq!(slugs(&spec("  repositories: {include: ['a*', 'w?b']}\n")), ["api", "web"]);
         assert_eq!(slugs(&spec("  repositorySlug: old-tool\n")), ["old-tool"], "one slug binds even when archived");
         assert!(slugs(&spec("  repositorySlug: missing\n")).is_empty());
+    }
+
+    #[test]
+    fn departed_repositories() {
+        struct Case {
+            name: &'static str,
+            previous: &'static [&'static str],
+            bound: &'static [&'static str],
+            want: &'static [&'static str],
+        }
+        let cases = [
+            Case { name: "a first round has nothing that left", previous: &[], bound: &["api"], want: &[] },
+            Case { name: "all still bound", previous: &["api", "web"], bound: &["web", "api"], want: &[] },
+            Case {
+                name: "one left the selection",
+                previous: &["api", "old", "web"],
+                bound: &["api", "web"],
+                want: &["old"],
+            },
+            Case { name: "everything left", previous: &["b", "a"], bound: &[], want: &["b", "a"] },
+            Case { name: "new repositories are not departed", previous: &["api"], bound: &["api", "new"], want: &[] },
+            Case { name: "slugs compare exactly", previous: &["API"], bound: &["api"], want: &["API"] },
+        ];
+        for case in cases {
+            let previous: Vec<String> = case.previous.iter().map(|s| (*s).to_owned()).collect();
+            assert_eq!(departed(&previous, case.bound.iter().copied()), case.want, "{}", case.name);
+        }
     }
 }

@@ -112,6 +112,12 @@ pub fn is_credential_error(error: &Error) -> bool {
     error.class() == ErrorClass::Credentials
 }
 
+/// Whether an error says the repository (or its whole project) is gone, so that nothing is left
+/// on it to clean up.
+pub fn is_gone(error: &Error) -> bool {
+    matches!(error, Error::RepositoryNotFound { .. } | Error::ProjectNotFound { .. })
+}
+
 /// The three conditions for an outcome, observed at `generation`. A condition whose status does
 /// not change keeps its `lastTransitionTime`.
 pub fn conditions(previous: &[Condition], outcome: &Outcome, generation: Option<i64>, now: &Time) -> Vec<Condition> {
@@ -224,5 +230,130 @@ mod tests {
             "{}",
             report.message
         );
+    }
+
+    #[test]
+    fn how_each_failure_is_treated() {
+        struct Case {
+            name: &'static str,
+            error: Error,
+            want_phase: Phase,
+            want_reason: &'static str,
+            /// Every call with the credential would fail alike.
+            want_credential: bool,
+            /// Nothing is left on the repository to clean up.
+            want_gone: bool,
+        }
+        let case = |name, error, want_phase, want_reason, want_credential, want_gone| Case {
+            name,
+            error,
+            want_phase,
+            want_reason,
+            want_credential,
+            want_gone,
+        };
+        use Phase::{Reconciling, Stalled};
+        let cases = [
+            case(
+                "project gone",
+                Error::ProjectNotFound { project: "P".into() },
+                Stalled,
+                reasons::PROJECT_NOT_FOUND,
+                false,
+                true,
+            ),
+            case(
+                "repository gone",
+                Error::RepositoryNotFound { project: "P".into(), slug: "r".into() },
+                Stalled,
+                reasons::REPOSITORY_NOT_FOUND,
+                false,
+                true,
+            ),
+            case(
+                "webhook gone",
+                Error::NotFound { what: "webhook 3".into() },
+                Stalled,
+                reasons::REPOSITORY_NOT_FOUND,
+                false,
+                false,
+            ),
+            case(
+                "bad credential",
+                Error::BadCredentials { reason: "401".into() },
+                Stalled,
+                reasons::BAD_CREDENTIALS,
+                true,
+                false,
+            ),
+            case("CAPTCHA", Error::CaptchaRequired, Stalled, reasons::CAPTCHA_REQUIRED, true, false),
+            case("basic auth off", Error::BasicAuthDisabled, Stalled, reasons::BASIC_AUTH_DISABLED, true, false),
+            case(
+                "permission",
+                Error::PermissionDenied { action: "x".into() },
+                Stalled,
+                reasons::PERMISSION_DENIED,
+                false,
+                false,
+            ),
+            case(
+                "rate limited",
+                Error::RateLimited { retry_after: std::time::Duration::from_secs(3) },
+                Reconciling,
+                reasons::RATE_LIMITED,
+                false,
+                false,
+            ),
+            case("invalid request", Error::InvalidRequest { field: None }, Stalled, reasons::REJECTED, false, false),
+            case("conflict", Error::Conflict { exception: None }, Stalled, reasons::REJECTED, false, false),
+            case("server error", Error::Server { status: 500 }, Reconciling, reasons::UNREACHABLE, false, false),
+            case(
+                "not running",
+                Error::NotRunning { state: "STARTING".into() },
+                Reconciling,
+                reasons::UNREACHABLE,
+                false,
+                false,
+            ),
+            case(
+                "timeout",
+                Error::Transport { message: "timed out".into(), timeout: true },
+                Reconciling,
+                reasons::UNREACHABLE,
+                false,
+                false,
+            ),
+            case(
+                "garbled answer",
+                Error::UnexpectedResponse { status: 200, endpoint: "GET /x".into(), reason: "not JSON".into() },
+                Reconciling,
+                reasons::UNREACHABLE,
+                false,
+                false,
+            ),
+            case(
+                "unsupported",
+                Error::UnsupportedServer { reason: "7.0".into() },
+                Stalled,
+                reasons::UNSUPPORTED_SERVER,
+                false,
+                false,
+            ),
+            case(
+                "bad settings",
+                Error::Configuration("url".into()),
+                Stalled,
+                reasons::INVALID_CONFIGURATION,
+                false,
+                false,
+            ),
+        ];
+        for case in cases {
+            let outcome = Outcome::from_error(&case.error);
+            assert_eq!((outcome.phase, outcome.reason), (case.want_phase, case.want_reason), "{}", case.name);
+            assert!(outcome.message.starts_with(&case.error.to_string()), "{}: {}", case.name, outcome.message);
+            assert_eq!(is_credential_error(&case.error), case.want_credential, "{}", case.name);
+            assert_eq!(is_gone(&case.error), case.want_gone, "{}", case.name);
+        }
     }
 }

@@ -258,66 +258,177 @@ mod tests {
         set.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    #[test]
-    fn a_matching_repository_needs_nothing() {
-        let desired = [want("ci"), want("chat")];
-        let observed = [have(1, &desired[0]), have(2, &desired[1])];
-        assert!(plan_webhooks(&desired, &observed, &names(&["ci", "chat"])).is_empty());
+    /// A change as a short line: `create ci`, `update 7 url,events`, `delete 4 old NoLongerDeclared`.
+    fn line(change: &WebhookChange) -> String {
+        match change {
+            WebhookChange::Create { desired } => format!("create {}", desired.name),
+            WebhookChange::Update { id, fields, .. } => format!("update {id} {}", fields.join(",")),
+            WebhookChange::Delete { id, name, why } => format!("delete {id} {name} {why:?}"),
+        }
+    }
+
+    fn changed(id: i64, name: &str, change: impl FnOnce(&mut Webhook)) -> Webhook {
+        let mut hook = have(id, &want(name));
+        change(&mut hook);
+        hook
     }
 
     #[test]
-    fn missing_hooks_are_created_and_changed_ones_updated_field_by_field() {
-        let desired = [want("ci"), want("chat")];
-        let mut changed = have(7, &desired[0]);
-        changed.url = "https://old.example.com".into();
-        changed.secret = Some(Secret::new("old"));
-        changed.events.pop();
-        let changes = plan_webhooks(&desired, &[changed], &BTreeSet::new());
-        assert_eq!(changes.len(), 2);
-        assert!(matches!(&changes[0], WebhookChange::Create { desired } if desired.name == "chat"));
-        match &changes[1] {
-            WebhookChange::Update { id, fields, .. } => {
-                assert_eq!(*id, 7);
-                assert_eq!(fields, &["url", "events", "secret"]);
-            }
-            other => panic!("expected an update, got {other:?}"),
+    fn what_a_bound_repository_needs() {
+        struct Case {
+            name: &'static str,
+            desired: Vec<DesiredWebhook>,
+            observed: Vec<Webhook>,
+            managed: &'static [&'static str],
+            want: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "matching: nothing",
+                desired: vec![want("ci"), want("chat")],
+                observed: vec![have(1, &want("ci")), have(2, &want("chat"))],
+                managed: &["ci", "chat"],
+                want: &[],
+            },
+            Case {
+                name: "missing: created",
+                desired: vec![want("ci"), want("chat")],
+                observed: vec![have(1, &want("ci"))],
+                managed: &["ci"],
+                want: &["create chat"],
+            },
+            Case {
+                name: "a first round on a repository with someone else's webhooks",
+                desired: vec![want("ci")],
+                observed: vec![have(3, &want("someone-elses"))],
+                managed: &[],
+                want: &["create ci"],
+            },
+            Case {
+                name: "changed: updated, naming each field",
+                desired: vec![want("ci")],
+                observed: vec![changed(7, "ci", |h| {
+                    h.url = "https://old.example.com".into();
+                    h.secret = Some(Secret::new("old"));
+                    h.events.pop();
+                })],
+                managed: &["ci"],
+                want: &["update 7 url,events,secret"],
+            },
+            Case {
+                name: "switched off: updated",
+                desired: vec![want("ci")],
+                observed: vec![changed(7, "ci", |h| h.active = false)],
+                managed: &["ci"],
+                want: &["update 7 active"],
+            },
+            Case {
+                name: "TLS verification off: updated",
+                desired: vec![want("ci")],
+                observed: vec![changed(7, "ci", |h| h.ssl_verification_required = Some(false))],
+                managed: &["ci"],
+                want: &["update 7 sslVerificationRequired"],
+            },
+            Case {
+                name: "events in another order are the same events",
+                desired: vec![want("ci")],
+                observed: vec![changed(7, "ci", |h| h.events.reverse())],
+                managed: &["ci"],
+                want: &[],
+            },
+            Case {
+                name: "values the server does not return are not compared",
+                desired: vec![want("ci")],
+                observed: vec![changed(7, "ci", |h| {
+                    h.secret = None;
+                    h.ssl_verification_required = None;
+                })],
+                managed: &["ci"],
+                want: &[],
+            },
+            Case {
+                name: "a secret left over where none is declared: updated",
+                desired: vec![DesiredWebhook { secret: None, ..want("ci") }],
+                observed: vec![changed(7, "ci", |h| h.secret = Some(Secret::new("left-over")))],
+                managed: &["ci"],
+                want: &["update 7 secret"],
+            },
+            Case {
+                name: "duplicates of a declared name: the oldest stays",
+                desired: vec![want("ci")],
+                observed: vec![have(9, &want("ci")), have(5, &want("ci")), have(12, &want("ci"))],
+                managed: &[],
+                want: &["delete 9 ci Duplicate", "delete 12 ci Duplicate"],
+            },
+            Case {
+                name: "duplicates: the oldest is the one compared",
+                desired: vec![want("ci")],
+                observed: vec![have(9, &want("ci")), changed(5, "ci", |h| h.active = false)],
+                managed: &["ci"],
+                want: &["update 5 active", "delete 9 ci Duplicate"],
+            },
+            Case {
+                name: "managed and no longer declared: deleted, every copy",
+                desired: vec![want("ci")],
+                observed: vec![have(1, &want("ci")), have(4, &want("old")), have(6, &want("old"))],
+                managed: &["ci", "old"],
+                want: &["delete 4 old NoLongerDeclared", "delete 6 old NoLongerDeclared"],
+            },
+            Case {
+                name: "someone else's webhook is never touched",
+                desired: vec![want("ci")],
+                observed: vec![have(1, &want("ci")), have(3, &want("someone-elses"))],
+                managed: &["ci"],
+                want: &[],
+            },
+            Case {
+                name: "managed before but already gone: nothing",
+                desired: vec![],
+                observed: vec![],
+                managed: &["old"],
+                want: &[],
+            },
+            Case {
+                name: "changes are sorted by name",
+                desired: vec![want("zeta"), want("alpha")],
+                observed: vec![have(2, &want("mid"))],
+                managed: &["mid"],
+                want: &["create alpha", "delete 2 mid NoLongerDeclared", "create zeta"],
+            },
+        ];
+        for case in cases {
+            let changes = plan_webhooks(&case.desired, &case.observed, &names(case.managed));
+            assert_eq!(changes.iter().map(line).collect::<Vec<_>>(), case.want, "{}", case.name);
         }
     }
 
     #[test]
-    fn only_webhooks_the_binding_managed_are_removed() {
-        let desired = [want("ci")];
-        let foreign = Webhook { name: "someone-elses".into(), ..have(3, &want("someone-elses")) };
-        let dropped = Webhook { name: "old-ci".into(), ..have(4, &want("old-ci")) };
-        let observed = [have(1, &desired[0]), foreign, dropped];
-        let changes = plan_webhooks(&desired, &observed, &names(&["ci", "old-ci"]));
-        assert_eq!(
-            changes,
-            [WebhookChange::Delete { id: 4, name: "old-ci".into(), why: DeleteReason::NoLongerDeclared }]
-        );
-        let removal = plan_removal(&observed, &names(&["ci", "old-ci"]));
-        assert_eq!(removal.iter().map(WebhookChange::name).collect::<Vec<_>>(), ["ci", "old-ci"]);
-    }
-
-    #[test]
-    fn duplicates_of_a_declared_name_keep_the_oldest() {
-        let desired = [want("ci")];
-        let observed = [have(9, &desired[0]), have(5, &desired[0])];
-        let changes = plan_webhooks(&desired, &observed, &BTreeSet::new());
-        assert_eq!(changes, [WebhookChange::Delete { id: 9, name: "ci".into(), why: DeleteReason::Duplicate }]);
-    }
-
-    #[test]
-    fn values_the_server_does_not_return_are_not_compared() {
-        let desired = [want("ci")];
-        let mut observed = have(1, &desired[0]);
-        observed.secret = None;
-        observed.ssl_verification_required = None;
-        assert!(plan_webhooks(&desired, &[observed.clone()], &BTreeSet::new()).is_empty());
-        let without_secret = DesiredWebhook { secret: None, ..desired[0].clone() };
-        observed.secret = Some(Secret::new("left-over"));
-        let changes = plan_webhooks(&[without_secret], &[observed], &BTreeSet::new());
-        assert!(matches!(&changes[..], [WebhookChange::Update { fields, .. }] if fields == &["secret"]));
+    fn what_a_deleted_binding_removes() {
+        struct Case {
+            name: &'static str,
+            observed: Vec<Webhook>,
+            managed: &'static [&'static str],
+            want: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "every managed webhook goes, someone else's stays",
+                observed: vec![have(2, &want("old-ci")), have(1, &want("ci")), have(3, &want("someone-elses"))],
+                managed: &["ci", "old-ci"],
+                want: &["delete 1 ci BindingDeleted", "delete 2 old-ci BindingDeleted"],
+            },
+            Case {
+                name: "duplicates go too",
+                observed: vec![have(1, &want("ci")), have(2, &want("ci"))],
+                managed: &["ci"],
+                want: &["delete 1 ci BindingDeleted", "delete 2 ci BindingDeleted"],
+            },
+            Case { name: "nothing managed: nothing", observed: vec![have(1, &want("ci"))], managed: &[], want: &[] },
+        ];
+        for case in cases {
+            let changes = plan_removal(&case.observed, &names(case.managed));
+            assert_eq!(changes.iter().map(line).collect::<Vec<_>>(), case.want, "{}", case.name);
+        }
     }
 
     #[test]

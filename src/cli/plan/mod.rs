@@ -21,9 +21,10 @@ use crate::{
     api::{ProjectBindingSpec, RequiredReportSpec, required_report::ManagementPolicy},
     bitbucket::{Client, ClientConfig, ErrorClass},
     plan::{
+        binding as plan_binding,
         connection::ConnectionError,
         merge_checks::{CheckChange, describe, desired_check, report_key},
-        reasons,
+        reasons, report as plan_report,
         status::Outcome,
         webhooks::{DeleteReason, DesiredWebhook, WebhookChange},
     },
@@ -245,7 +246,7 @@ async fn run_binding(
     };
     // Without a cluster, the binding manages exactly what it declares.
     let managed: BTreeSet<String> = webhooks.iter().map(|w| w.name.clone()).collect();
-    let input = sync_binding::BindingInput { spec: &target.spec, webhooks, managed: &managed, previous: &[] };
+    let input = plan_binding::BindingInput { spec: &target.spec, webhooks, managed: &managed, previous: &[] };
     let plan = match sync_binding::observe(client, &input).await {
         Ok(plan) => plan,
         Err(error) => {
@@ -270,7 +271,7 @@ async fn run_binding(
         };
         result.changes.extend(changes.iter().map(|c| webhook_change(&repository.slug, c)));
     }
-    let (outcome, _) = sync_binding::summarize(&plan, &outcomes, webhooks.len());
+    let (outcome, _) = plan_binding::summarize(&plan, &outcomes, webhooks.len());
     result.outcome = match mode {
         // A plan changes nothing: say what the binding would be once applied.
         Mode::Plan => match plan.first_error() {
@@ -341,7 +342,7 @@ async fn run_report(
     };
     let observe_only = target.spec.management_policy == ManagementPolicy::Observe;
     let input =
-        sync_report::ReportInput { project, bound: slugs, departed: &[], desired: &desired, remove_departed: false };
+        plan_report::ReportInput { project, bound: slugs, departed: &[], desired: &desired, remove_departed: false };
     let plans = match sync_report::observe(client, &input).await {
         Ok(plans) => plans,
         Err(error) => {
@@ -381,7 +382,7 @@ async fn run_report(
             detail,
         });
     }
-    let summary = sync_report::summarize(&plans, &outcomes, &[], observe_only, &desired);
+    let summary = plan_report::summarize(&plans, &outcomes, &[], observe_only, &desired);
     result.outcome = match mode {
         Mode::Apply => summary.outcome,
         // A plan changes nothing; only read failures and Observe drift count.
