@@ -1,19 +1,15 @@
 //! What a platform team relies on in production: leader election between replicas, metrics and
 //! health endpoints, the Bitbucket host allow-list and the watch scope.
 
-mod fake_kube;
-#[allow(dead_code)]
-#[path = "controllers/harness.rs"]
-mod harness;
-
 use std::{sync::Arc, time::Duration};
 
 use bitbucket_operator::{
     controller::{self, Options, leader::Election},
     telemetry::{self, Telemetry},
 };
-use harness::{CONFIGURATION, Env, SEED};
 use tokio::sync::oneshot;
+
+use crate::harness::{self, CONFIGURATION, Env, SEED};
 
 const BINDING: &str = r#"
 apiVersion: bitbucket.integrations.dev/v1alpha1

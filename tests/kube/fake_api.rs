@@ -1,12 +1,10 @@
 //! The fake API server of `tests/fake_kube`, driven through the real `kube::Api`, watchers,
 //! reflectors and helpers, as the controllers will drive it.
 
-mod fake_kube;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::fake_kube::{Config, FakeKube};
 use bitbucket_operator::api::{BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding};
-use fake_kube::{Config, FakeKube};
 use futures::StreamExt;
 use k8s_openapi::api::{
     coordination::v1::Lease,
