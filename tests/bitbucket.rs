@@ -5,6 +5,7 @@
 //! - `headers` (`tests/bitbucket/headers.rs`): what the client sends: credentials, User-Agent,
 //!   the XSRF header, no redirects.
 //! - `fuzz` (`tests/bitbucket/fuzz.rs`): hostile answers give errors, never panics.
+//! - `support` (`tests/support/`): helpers and the fixtures (seed, manifests) every binary shares.
 
 #[path = "bitbucket/conformance.rs"]
 mod conformance;
@@ -12,3 +13,4 @@ mod conformance;
 mod fuzz;
 #[path = "bitbucket/headers.rs"]
 mod headers;
+mod support;

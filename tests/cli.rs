@@ -6,6 +6,7 @@
 //!   `simulator` command.
 //! - `examples` (`tests/cli/examples.rs`): every file of `examples/` is valid and the set is
 //!   complete.
+//! - `support` (`tests/support/`): helpers and the fixtures (seed, manifests) every binary shares.
 
 #[path = "cli/check.rs"]
 mod check;

@@ -9,6 +9,7 @@
 //!   topics are declared in `tests/controllers/mod.rs`.
 //! - `operations` (`tests/kube/operations.rs`): leader election, metrics and health, host
 //!   allow-list, watch scope and label selector.
+//! - `support` (`tests/support/`): helpers and the fixtures (seed, manifests) every binary shares.
 
 mod controllers;
 #[path = "kube/fake_api.rs"]
@@ -18,3 +19,4 @@ mod fake_kube;
 mod harness;
 #[path = "kube/operations.rs"]
 mod operations;
+mod support;

@@ -5,6 +5,7 @@
 //! - `docs` (`tests/project/docs.rs`): the troubleshooting guide lists every reason.
 //! - `chart` (`tests/project/chart.rs`): the Helm chart and the Argo CD health check, run by
 //!   Helm's own engine and a real Lua from `tests/python/`.
+//! - `support` (`tests/support/`): helpers and the fixtures (seed, manifests) every binary shares.
 
 #[path = "project/chart.rs"]
 mod chart;

@@ -1,5 +1,7 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests, and (`fixtures`) the seed and manifests they share.
 #![allow(dead_code)]
+
+pub mod fixtures;
 
 use std::path::{Path, PathBuf};
 
