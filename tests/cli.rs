@@ -1,12 +1,12 @@
 //! The command line as a user runs it, and the examples a user starts from.
 //!
-//! - `plan` (`tests/cli/plan.rs`): `plan` and `apply`, their exit codes and their errors; the
-//!   `simulator` and `demo` commands.
-//! - `check` (`tests/cli/check.rs`): `check`, for every way a connection can fail; the
-//!   `simulator` command.
+//! - `plan` (`tests/cli/plan.rs`): `plan` and `apply`, their exit codes and their errors.
+//! - `check` (`tests/cli/check.rs`): `check`, for every way a connection can fail.
+//! - `simulator` (`tests/cli/simulator.rs`): the `simulator` and `demo` commands.
 //! - `examples` (`tests/cli/examples.rs`): every file of `examples/` is valid and the set is
 //!   complete.
-//! - `support` (`tests/support/`): helpers and the fixtures (seed, manifests) every binary shares.
+//! - `support` (`tests/support/`): helpers, the fixtures (seed, manifests) every binary shares,
+//!   and the `workspace` these tests run the binary in.
 
 #[path = "cli/check.rs"]
 mod check;
@@ -14,4 +14,6 @@ mod check;
 mod examples;
 #[path = "cli/plan.rs"]
 mod plan;
+#[path = "cli/simulator.rs"]
+mod simulator;
 mod support;
