@@ -3,7 +3,7 @@
 //! every way a connection can fail; and the manifest loader on the shipped examples.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -11,6 +11,7 @@ use bitbucket_operator::cli::manifests::{LoadOptions, load};
 use serde_json::Value;
 
 use crate::support::{
+    self,
     fixtures::{self, CONFIGURATION, OPERATOR_TOKEN, SEED},
     workspace::{Workspace, all, closed_port, not_bitbucket, run, serve, stderr, stdout},
 };
@@ -297,7 +298,7 @@ async fn the_examples_pass_the_check_against_the_example_seed() {
 }
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    support::repo_path("examples")
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! `plan` and `apply` as a user runs them: the real binary against an in-process simulator, with
 //! manifests written to a temporary folder; and the manifest loader they share.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
 use crate::support::{
+    self,
     fixtures::{self, OPERATOR_TOKEN, READER_TOKEN, SEED},
     workspace::{Workspace, all, run},
 };
@@ -97,7 +98,7 @@ async fn bad_input_names_the_file_the_object_and_the_field() {
 #[test]
 fn the_examples_load_and_every_reference_resolves() {
     use bitbucket_operator::cli::manifests::{LoadOptions, load};
-    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let examples = support::repo_path("examples");
     let options = LoadOptions { default_namespace: "payments".into(), operator_namespace: "payments".into() };
     let manifests = load(&[examples], &options).unwrap_or_else(|e| panic!("{e}"));
     let targets = manifests.targets();

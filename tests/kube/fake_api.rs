@@ -1103,7 +1103,7 @@ async fn metadata_only_requests_and_waiting_for_a_condition() {
 }
 
 /// Not a test: serves the examples on loopback for `kubectl` until interrupted.
-/// `FAKE_KUBE_ADDR=127.0.0.1:8001 cargo test --test fake_kube_api -- --ignored --nocapture serve_examples_for_kubectl`,
+/// `FAKE_KUBE_ADDR=127.0.0.1:8001 cargo test --test kube -- --ignored --nocapture serve_examples_for_kubectl`,
 /// then `kubectl --server http://127.0.0.1:8001 get bitbucket -A`.
 #[tokio::test]
 #[ignore = "runs until interrupted"]
