@@ -1,6 +1,6 @@
 //! The figures of issue 5: the Bitbucket requests of one cold reconcile and of one no-op resync for
 //! a binding of N repositories with one webhook and one RequiredReport, from the simulator's
-//! request log. `cargo test --test controllers figures -- --nocapture` prints them.
+//! request log. `cargo test --test kube figures -- --nocapture` prints them.
 
 use std::{collections::BTreeMap, time::Duration};
 

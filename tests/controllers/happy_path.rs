@@ -7,9 +7,12 @@ use bitbucket_operator::api::{ClusterBitbucketConfiguration, ProjectBinding};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
-use crate::harness::{
-    CONFIGURATION, Env, MERGE_CHECK, SEED, SONAR, WEBHOOKS, is_true, message, on_repository, reason, repository_entry,
-    status_slugs,
+use crate::{
+    harness::{
+        CONFIGURATION, Env, MERGE_CHECK, OPERATOR_TOKEN, SEED, SONAR, WEBHOOKS, is_true, message, on_repository,
+        reason, repository_entry, status_slugs,
+    },
+    support::fixtures::platform,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +159,7 @@ metadata:
   name: shared-token
   namespace: bitbucket-operator
   labels: {{bitbucket.integrations.dev/credential: "true"}}
-stringData: {{token: BBDC-operator-token}}
+stringData: {{token: {OPERATOR_TOKEN}}}
 ---
 apiVersion: bitbucket.integrations.dev/v1alpha1
 kind: ClusterBitbucketConfiguration
@@ -335,26 +338,9 @@ async fn a_repository_leaving_the_selection_loses_its_webhook_and_check_unless_o
     let mut env = Env::new(SEED).await;
     env.start_operator();
     env.apply(CONFIGURATION);
+    env.apply(&platform(r#"["a*", "b*"]"#));
     env.apply(
         r#"
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: ProjectBinding
-metadata: {name: platform}
-spec:
-  configurationRef: {name: bitbucket}
-  projectKey: PLAT
-  repositories: {include: ["a*", "b*"]}
-  webhooks:
-    - name: ci
-      url: https://ci.example.com/hook
-      events: ["repo:refs_changed"]
----
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: RequiredReport
-metadata: {name: sonarqube}
-spec:
-  bindingRef: {name: platform}
----
 apiVersion: bitbucket.integrations.dev/v1alpha1
 kind: RequiredReport
 metadata: {name: lint}
@@ -398,27 +384,7 @@ async fn every_change_gets_an_event_note_of_its_own() {
     let mut env = Env::new(SEED).await;
     env.start_operator();
     env.apply(CONFIGURATION);
-    env.apply(
-        r#"
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: ProjectBinding
-metadata: {name: platform}
-spec:
-  configurationRef: {name: bitbucket}
-  projectKey: PLAT
-  repositories: {include: ["a*"]}
-  webhooks:
-    - name: ci
-      url: https://ci.example.com/hook
-      events: ["repo:refs_changed"]
----
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: RequiredReport
-metadata: {name: sonarqube}
-spec:
-  bindingRef: {name: platform}
-"#,
-    );
+    env.apply(&platform(r#"["a*"]"#));
     env.wait_ready("requiredreports", "sonarqube", "True", "InSync").await;
     let first = env.event_notes("ProjectBinding", "platform", "WebhooksUpdated");
     assert!(first.iter().any(|n| n.contains("api-gateway")), "{first:?}");

@@ -1,5 +1,9 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests; the seed and manifests they share (`fixtures`); the
+//! command line's temporary folder and simulator (`workspace`).
 #![allow(dead_code)]
+
+pub mod fixtures;
+pub mod workspace;
 
 use std::path::{Path, PathBuf};
 

@@ -1,10 +1,7 @@
 //! The client against the simulator, endpoint by endpoint and error class by error class, as the
 //! wire contract (bitbucket-api.md) describes them.
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used)]
-
-use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use bitbucket_operator::{
     bitbucket::{
@@ -14,44 +11,24 @@ use bitbucket_operator::{
     simulator::{Faults, RateLimit as ServerRateLimit, RunningSimulator, Seed, Simulator},
 };
 
-const ADMIN_TOKEN: &str = "BBDC-admin-token";
-const READER_TOKEN: &str = "BBDC-reader-token";
-const PASSWORD: &str = "correct horse";
+use crate::support::fixtures::{self, OPERATOR_PASSWORD, OPERATOR_TOKEN, READER_TOKEN};
+
 /// Repositories in the big project: three pages of 1000.
 const MANY: usize = 2345;
 
+/// The shared seed with BIG of [`MANY`] repositories, a personal repository of svc-operator, and
+/// an archived and an initialising repository beside payments-api in PAY.
 fn seed() -> Seed {
-    let mut yaml = String::from(
-        r#"
-server: {version: "9.4.22", displayName: Bitbucket}
-users:
-  - name: svc-operator
-    displayName: Operator
-    password: "correct horse"
-    tokens: [{name: operator, token: BBDC-admin-token}]
-    repositories: [{slug: dotfiles}]
-  - name: reader
-    password: "reader pass"
-    tokens: [{name: reader, token: BBDC-reader-token}]
-projects:
-  - key: PAY
-    name: Payments
-    permissions: {svc-operator: PROJECT_ADMIN, reader: PROJECT_READ}
-    repositories:
-      - slug: payments-api
-      - slug: old-ledger
-        archived: true
-      - slug: fresh
-        state: INITIALISING
-  - key: BIG
-    name: Big
-    permissions: {svc-operator: PROJECT_ADMIN}
-    repositories:
-"#,
+    let yaml = fixtures::insert_after(
+        &fixtures::many(MANY),
+        "  - name: svc-operator\n",
+        "    repositories: [{slug: dotfiles}]\n",
     );
-    for i in 0..MANY {
-        writeln!(yaml, "      - slug: repo-{i:04}").expect("write to string");
-    }
+    let yaml = fixtures::insert_after(
+        &yaml,
+        "      - slug: payments-api\n",
+        "      - slug: old-ledger\n        archived: true\n      - slug: fresh\n        state: INITIALISING\n",
+    );
     Seed::from_yaml(&yaml).expect("the seed parses")
 }
 
@@ -77,7 +54,7 @@ fn basic(sim: &RunningSimulator, user: &str, password: &str) -> Client {
 }
 
 async fn admin(sim: &RunningSimulator) -> Client {
-    let client = token(sim, ADMIN_TOKEN);
+    let client = token(sim, OPERATOR_TOKEN);
     client.verify_connection().await.expect("the admin token works");
     client
 }
@@ -85,14 +62,14 @@ async fn admin(sim: &RunningSimulator) -> Client {
 #[tokio::test]
 async fn connection_check_reports_version_identity_and_capabilities() {
     let sim = simulator().await;
-    let identity = token(&sim, ADMIN_TOKEN).verify_connection().await.expect("connects");
+    let identity = token(&sim, OPERATOR_TOKEN).verify_connection().await.expect("connects");
     assert_eq!(identity.username, "svc-operator");
     assert_eq!(identity.version_text, "9.4.22");
     assert_eq!(identity.version.to_string(), "9.4.22");
     assert_eq!(identity.build_number.as_deref(), Some("9004022"));
     assert!(identity.capabilities.webhooks && identity.capabilities.code_insights);
 
-    let basic_identity = basic(&sim, "svc-operator", PASSWORD).verify_connection().await.expect("basic works");
+    let basic_identity = basic(&sim, "svc-operator", OPERATOR_PASSWORD).verify_connection().await.expect("basic works");
     assert_eq!(basic_identity.username, "svc-operator");
 
     // /status goes without credentials; everything under /rest with them.
@@ -126,7 +103,7 @@ async fn a_bad_password_is_tried_once_and_stays_under_the_captcha_threshold() {
         assert!(matches!(error, Error::BadCredentials { .. }), "{error}");
     }
     assert_eq!(sim.simulator().failed_login_count("svc-operator"), 1, "one failed login, not ten");
-    basic(&sim, "svc-operator", PASSWORD).verify_connection().await.expect("the right password still works");
+    basic(&sim, "svc-operator", OPERATOR_PASSWORD).verify_connection().await.expect("the right password still works");
 }
 
 #[tokio::test]
@@ -147,7 +124,7 @@ async fn captcha_lock_out_is_recognised() {
 async fn basic_auth_turned_off_is_reported_as_such() {
     let sim = simulator().await;
     sim.simulator().set_basic_auth_disabled(true);
-    let error = basic(&sim, "svc-operator", PASSWORD).verify_connection().await.expect_err("basic is off");
+    let error = basic(&sim, "svc-operator", OPERATOR_PASSWORD).verify_connection().await.expect_err("basic is off");
     assert_eq!(error, Error::BasicAuthDisabled);
 }
 
@@ -337,7 +314,7 @@ async fn a_429_pauses_the_client_for_retry_after_and_then_succeeds() {
 #[tokio::test]
 async fn the_client_never_exceeds_its_own_rate() {
     let sim = simulator().await;
-    let mut slow = config(&sim, Credentials::Token(Secret::new(ADMIN_TOKEN)));
+    let mut slow = config(&sim, Credentials::Token(Secret::new(OPERATOR_TOKEN)));
     slow.rate_limit = RateLimit { requests_per_second: 20, burst: 1 };
     let client = Client::new(slow).expect("client");
     let started = std::time::Instant::now();
@@ -385,7 +362,7 @@ async fn dropped_connections_are_transport_errors() {
 #[tokio::test]
 async fn a_timeout_is_a_transient_transport_error() {
     let sim = simulator().await;
-    let mut impatient = config(&sim, Credentials::Token(Secret::new(ADMIN_TOKEN)));
+    let mut impatient = config(&sim, Credentials::Token(Secret::new(OPERATOR_TOKEN)));
     impatient.request_timeout = Duration::from_millis(100);
     impatient.retry = RetryPolicy { max_attempts: 1, ..impatient.retry };
     let client = Client::new(impatient).expect("client");

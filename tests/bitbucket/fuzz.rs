@@ -1,9 +1,6 @@
 //! The client against hostile answers: malformed, truncated, oversized and wrongly shaped bodies
 //! under every status. It returns errors, never panics, and never repeats the body in an error.
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used)]
-
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},

@@ -1,16 +1,13 @@
 //! The committed CRDs match the Rust types, and the schemas are fit for a real API server:
 //! documented, bounded, with CEL rules that compile, carry messages and fit the cost budget.
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::collections::BTreeSet;
 
 use bitbucket_operator::api;
 use kube::core::cel::{ScopeContext, WarningKind, analyze_rule, compile_schema};
 use serde_json::Value;
+
+use crate::support;
 
 fn schemas() -> Vec<(String, Value)> {
     api::crds()

@@ -1,9 +1,6 @@
 //! What the client puts on the wire: credentials, User-Agent, the XSRF header on writes only,
 //! JSON bodies, and no redirect following.
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used)]
-
 use std::sync::{Arc, Mutex};
 
 use axum::{

@@ -1,6 +1,6 @@
 //! The operator on the fake Kubernetes API and the Bitbucket simulator: start both, start and
-//! stop the controllers, apply manifests, wait for status, read Events and the request log; and
-//! the manifests and seeds the tests share.
+//! stop the controllers, apply manifests, wait for status, read Events and the request log. The
+//! seed and the manifests the tests share live in `support::fixtures`, re-exported here.
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 
 use crate::fake_kube::FakeKube;
+pub use crate::support::fixtures::{BIG, BINDING, CONFIGURATION, OPERATOR_TOKEN, REPORT, SEED, big_slug, many};
 
 /// How long a test waits for the operator to converge.
 pub const CONVERGE: Duration = Duration::from_secs(20);
@@ -29,122 +30,12 @@ pub const MERGE_CHECK: &str = "/rest/insights/latest/projects/{key}/repos/{slug}
 /// The paged repository list of a project, as counted.
 pub const REPOSITORIES: &str = "/rest/api/1.0/projects/{key}/repos";
 
-pub const SEED: &str = r#"
-server: {version: "9.4.22", displayName: Bitbucket}
-users:
-  - name: svc-operator
-    displayName: Operator
-    password: "correct horse"
-    tokens: [{name: operator, token: BBDC-operator-token}]
-  - name: reader
-    password: "reader pass"
-    tokens: [{name: reader, token: BBDC-reader-token}]
-projects:
-  - key: PAY
-    name: Payments
-    permissions: {svc-operator: PROJECT_ADMIN, reader: PROJECT_READ}
-    repositories:
-      - slug: payments-api
-  - key: PLAT
-    name: Platform
-    permissions: {svc-operator: PROJECT_ADMIN, reader: PROJECT_READ}
-    repositories:
-      - slug: api-gateway
-      - slug: auth-service
-      - slug: build-tools
-      - slug: sandbox-alice
-      - slug: old-deployer
-        archived: true
-"#;
-
-/// The token of `svc-operator` in [`SEED`], as [`CONFIGURATION`]'s Secret holds it.
-pub const OPERATOR_TOKEN: &str = "BBDC-operator-token";
-
-/// A labelled token Secret and a BitbucketConfiguration `bitbucket` that uses it (team-a).
-pub const CONFIGURATION: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata:
-  name: bitbucket-token
-  labels: {bitbucket.integrations.dev/credential: "true"}
-stringData: {token: BBDC-operator-token}
----
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: BitbucketConfiguration
-metadata: {name: bitbucket}
-spec:
-  url: {URL}
-  allowInsecureHttp: true
-  auth: {token: {secretRef: {name: bitbucket-token}}}
-"#;
-
 /// [`CONFIGURATION`] with the operator's own rate limit set.
 pub fn configuration_with_rate(requests_per_second: u32, burst: u32) -> String {
     CONFIGURATION.replace(
         "auth: {token:",
         &format!("rateLimit: {{requestsPerSecond: {requests_per_second}, burst: {burst}}}\n  auth: {{token:"),
     )
-}
-
-/// A binding of the single repository PAY/payments-api with one webhook `ci`.
-pub const BINDING: &str = r#"
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: ProjectBinding
-metadata: {name: payments}
-spec:
-  configurationRef: {name: bitbucket}
-  projectKey: PAY
-  repositorySlug: payments-api
-  webhooks:
-    - name: ci
-      url: https://ci.example.com/hook
-      events: ["repo:refs_changed"]
-"#;
-
-/// The SonarQube RequiredReport on the binding `payments`.
-pub const REPORT: &str = r#"
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: RequiredReport
-metadata: {name: sonarqube}
-spec:
-  bindingRef: {name: payments}
-"#;
-
-/// A binding `big` of every repository of BIG with one webhook `ci`, and the SonarQube
-/// RequiredReport `big-sonarqube` on it.
-pub const BIG: &str = r#"
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: ProjectBinding
-metadata: {name: big}
-spec:
-  configurationRef: {name: bitbucket}
-  projectKey: BIG
-  repositories: {}
-  webhooks:
-    - name: ci
-      url: https://ci.example.com/hook
-      events: ["repo:refs_changed"]
----
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: RequiredReport
-metadata: {name: big-sonarqube}
-spec:
-  bindingRef: {name: big}
-"#;
-
-/// [`SEED`] plus a project BIG of `n` repositories, `repo-000` ...
-pub fn many(n: usize) -> String {
-    let mut seed = SEED.to_owned();
-    seed.push_str("  - key: BIG\n    name: Big\n    permissions: {svc-operator: PROJECT_ADMIN}\n    repositories:\n");
-    for i in 0..n {
-        seed.push_str(&format!("      - slug: {}\n", big_slug(i)));
-    }
-    seed
-}
-
-/// The slug of the `i`th repository of BIG.
-pub fn big_slug(i: usize) -> String {
-    format!("repo-{i:03}")
 }
 
 /// Successful webhook creations (each made a webhook).

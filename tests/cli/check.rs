@@ -1,135 +1,32 @@
-//! `check` and `simulator` as a user runs them: the real binary against an in-process simulator
-//! (or a web server that is not Bitbucket), with manifests written to a temporary folder; and the
-//! manifest loader on the shipped examples.
-
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used)]
+//! `check` as a user runs it: the real binary against an in-process simulator (or a web server
+//! that is not Bitbucket, or nothing at all), with manifests written to a temporary folder, for
+//! every way a connection can fail; and the manifest loader on the shipped examples.
 
 use std::{
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
-use bitbucket_operator::{
-    cli::manifests::{LoadOptions, load},
-    simulator::{RunningSimulator, Seed, Simulator},
-};
+use bitbucket_operator::cli::manifests::{LoadOptions, load};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-operator");
-
-const GOOD_TOKEN: &str = "BBDC-check-good-token";
-
-const SEED: &str = r#"
-server: {version: "9.4.22"}
-users:
-  - name: svc-operator
-    tokens: [{name: operator, token: BBDC-check-good-token}]
-projects:
-  - key: PAY
-    permissions: {svc-operator: PROJECT_ADMIN}
-    repositories: [{slug: payments-api}]
-"#;
-
-/// A configuration and its Secret, with `{URL}` and `{TOKEN}` to fill in.
-const MANIFESTS: &str = r#"# A team's Bitbucket.
-apiVersion: v1
-kind: Secret
-metadata:
-  name: bitbucket-token
-  labels: {bitbucket.integrations.dev/credential: "true"}
-stringData: {token: "{TOKEN}"}
----
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: BitbucketConfiguration
-metadata: {name: bitbucket}
-spec:
-  url: {URL}
-  allowInsecureHttp: true
-  auth: {token: {secretRef: {name: bitbucket-token}}}
-"#;
-
-/// A temporary folder, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let unique = format!("bbo-cli-check-{name}-{}-{:x}", std::process::id(), fastrand::u64(..));
-        let dir = std::env::temp_dir().join(unique);
-        std::fs::create_dir_all(&dir).expect("create the temporary folder");
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write a temporary file");
-        path.display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn simulator(seed: &str) -> RunningSimulator {
-    Simulator::new(Seed::from_yaml(seed).expect("seed"))
-        .expect("simulator")
-        .serve("127.0.0.1:0".parse().expect("address"))
-        .await
-        .expect("serve")
-}
-
-fn manifests(url: &str, token: &str) -> String {
-    MANIFESTS.replace("{URL}", url).replace("{TOKEN}", token)
-}
-
-/// Runs the binary off the runtime's threads.
-async fn run(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output().expect("run the binary"))
-        .await
-        .expect("join")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn all(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// A port nothing listens on (just freed).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
-
-/// Serves `router` on a free loopback port until the handle is aborted.
-async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let handle = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (url, handle)
-}
+use crate::support::{
+    self,
+    fixtures::{self, CONFIGURATION, OPERATOR_TOKEN, SEED},
+    workspace::{Workspace, all, closed_port, not_bitbucket, run, serve, stderr, stdout},
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_passes_and_prints_the_server_and_the_identity() {
-    let sim = simulator(SEED).await;
-    let dir = TempDir::new("ok");
-    let file = dir.write("bitbucket.yaml", &manifests(&sim.base_url(), GOOD_TOKEN));
+    let ws = Workspace::with_simulator("ok", SEED).await;
+    let file = ws.write_manifests("bitbucket.yaml", CONFIGURATION, OPERATOR_TOKEN);
     let output = run(&["check", "-f", &file]).await;
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{}", all(&output));
     for expected in [
         "BitbucketConfiguration default/bitbucket\n",
         &format!("from:         {file} (document 2)"),
-        &format!("url:          {}", sim.base_url()),
+        &format!("url:          {}", ws.url()),
         "server:       Bitbucket 9.4.22 (build 9004022)",
         "user:         svc-operator",
         "capabilities: webhooks, codeInsights",
@@ -137,20 +34,19 @@ async fn check_passes_and_prints_the_server_and_the_identity() {
     ] {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
     }
-    assert!(!out.contains(GOOD_TOKEN), "the token leaked: {out}");
-    sim.shutdown().await;
+    assert!(!out.contains(OPERATOR_TOKEN), "the token leaked: {out}");
+    ws.done().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_json_has_one_object_per_configuration() {
-    let sim = simulator(SEED).await;
-    let dir = TempDir::new("json");
-    dir.write("good.yaml", &manifests(&sim.base_url(), GOOD_TOKEN));
+    let ws = Workspace::with_simulator("json", SEED).await;
+    ws.write_manifests("good.yaml", CONFIGURATION, OPERATOR_TOKEN);
     // A second configuration in another namespace, whose token Bitbucket does not know.
-    let other = manifests(&sim.base_url(), "BBDC-unknown").replace("metadata:\n", "metadata:\n  namespace: team-b\n");
+    let other = CONFIGURATION.replace("metadata:\n", "metadata:\n  namespace: team-b\n");
     let other = other.replace("metadata: {name: bitbucket}", "metadata: {name: bitbucket, namespace: team-b}");
-    dir.write("other.yaml", &other);
-    let output = run(&["check", "-f", &dir.0.display().to_string(), "--output", "json"]).await;
+    ws.write_manifests("other.yaml", &other, "BBDC-unknown");
+    let output = run(&["check", "-f", &ws.dir(), "--output", "json"]).await;
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
     let json: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let results = json.as_array().expect("an array");
@@ -158,7 +54,7 @@ async fn check_json_has_one_object_per_configuration() {
     let good = &results[0];
     assert_eq!(good["name"], "bitbucket");
     assert_eq!(good["namespace"], "default");
-    assert_eq!(good["url"], sim.base_url());
+    assert_eq!(good["url"], ws.url());
     assert_eq!(good["ok"], true);
     assert_eq!(good["reason"], "Connected");
     assert_eq!(good["server"]["version"], "9.4.22");
@@ -174,17 +70,36 @@ async fn check_json_has_one_object_per_configuration() {
     assert!(bad["message"].as_str().is_some_and(|m| m.contains("update the Secret")), "{bad}");
 
     // --namespace picks the configurations of one namespace.
-    let picked = run(&["check", "-f", &dir.0.display().to_string(), "-n", "default", "-o", "json"]).await;
+    let picked = run(&["check", "-f", &ws.dir(), "-n", "default", "-o", "json"]).await;
     assert_eq!(picked.status.code(), Some(0), "{}", all(&picked));
     let json: Value = serde_json::from_slice(&picked.stdout).expect("JSON");
     assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
-    sim.shutdown().await;
+    ws.done().await;
+}
+
+/// The files `plan` and `apply` take: `check` checks their configuration and passes over the
+/// binding and the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_passes_on_the_files_plan_and_apply_take() {
+    let ws = Workspace::with_simulator("planfiles", SEED).await;
+    let file = ws.manifests(OPERATOR_TOKEN);
+    let ok = run(&["check", "-f", &file]).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", all(&ok));
+    let out = all(&ok);
+    assert!(out.contains("9.4.22") && out.contains("svc-operator") && out.contains("OK:"), "{out}");
+
+    let json = run(&["check", "-f", &file, "--output", "json"]).await;
+    let json: Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(json[0]["ok"], true);
+    assert_eq!(json[0]["authenticatedAs"], "svc-operator");
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "one result for one configuration: {json}");
+    ws.done().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_fails_fast_in_plain_words() {
-    let dir = TempDir::new("unreachable");
-    let token = dir.write("token", &format!("{GOOD_TOKEN}\n"));
+    let ws = Workspace::new("unreachable");
+    let token = ws.write("token", &format!("{OPERATOR_TOKEN}\n"));
     let started = Instant::now();
     let url = format!("http://127.0.0.1:{}", closed_port());
     let output = run(&["check", "--url", &url, "--token-file", &token]).await;
@@ -195,7 +110,7 @@ async fn an_unreachable_server_fails_fast_in_plain_words() {
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 
     // The same from manifests.
-    let file = dir.write("bitbucket.yaml", &manifests(&url, GOOD_TOKEN));
+    let file = ws.write("bitbucket.yaml", &fixtures::fill(CONFIGURATION, &url, OPERATOR_TOKEN));
     let output = run(&["check", "-f", &file]).await;
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
     assert!(stdout(&output).contains("FAILED (Unreachable)"), "{}", all(&output));
@@ -203,17 +118,16 @@ async fn an_unreachable_server_fails_fast_in_plain_words() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_token_is_bad_credentials_and_is_sent_once() {
-    let sim = simulator(SEED).await;
-    let dir = TempDir::new("badtoken");
-    let file = dir.write("bitbucket.yaml", &manifests(&sim.base_url(), "BBDC-revoked-token"));
+    let ws = Workspace::with_simulator("badtoken", SEED).await;
+    let file = ws.write_manifests("bitbucket.yaml", CONFIGURATION, "BBDC-revoked-token");
     let output = run(&["check", "-f", &file]).await;
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
     let out = all(&output);
     assert!(out.contains("FAILED (BadCredentials): Bitbucket rejected the credential"), "{out}");
     assert!(!out.contains("BBDC-revoked-token"), "the token leaked: {out}");
-    let sent: Vec<_> = sim.simulator().requests().into_iter().filter(|r| r.auth != "none").collect();
+    let sent: Vec<_> = ws.bitbucket().requests().into_iter().filter(|r| r.auth != "none").collect();
     assert_eq!(sent.len(), 1, "the rejected token was sent again: {sent:?}");
-    sim.shutdown().await;
+    ws.done().await;
 }
 
 /// Bitbucket (or a proxy before it) that knows the user but refuses to let it read.
@@ -245,8 +159,8 @@ async fn a_user_who_may_not_read_is_permission_denied() {
             }),
         );
     let (url, server) = serve(router).await;
-    let dir = TempDir::new("permission");
-    let token = dir.write("token", GOOD_TOKEN);
+    let ws = Workspace::new("permission");
+    let token = ws.write("token", OPERATOR_TOKEN);
     let output = run(&["check", "--url", &url, "--token-file", &token]).await;
     server.abort();
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
@@ -257,14 +171,14 @@ async fn a_user_who_may_not_read_is_permission_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_web_server_that_is_not_bitbucket_is_unsupported() {
-    let router = axum::Router::new().fallback(|| async {
-        (axum::http::StatusCode::NOT_FOUND, axum::response::Html("<html><body>Not Found</body></html>"))
-    });
-    let (url, server) = serve(router).await;
-    let dir = TempDir::new("unsupported");
-    let token = dir.write("token", GOOD_TOKEN);
+    let (url, server) = serve(not_bitbucket()).await;
+    let ws = Workspace::new("unsupported");
+    let token = ws.write("token", OPERATOR_TOKEN);
     let output = run(&["check", "--url", &url, "--token-file", &token, "-o", "json"]).await;
+    let plain = run(&["check", "--url", &url, "--token-file", &token]).await;
     server.abort();
+    assert_eq!(plain.status.code(), Some(1), "{}", all(&plain));
+    assert!(all(&plain).contains("FAILED (UnsupportedServer)"), "{}", all(&plain));
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
     let json: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(json[0]["name"], url);
@@ -275,9 +189,10 @@ async fn a_web_server_that_is_not_bitbucket_is_unsupported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_names_the_file_the_object_and_the_field() {
-    let dir = TempDir::new("nosecret");
-    let only_configuration = manifests("https://bitbucket.example.com", "").split("---\n").nth(1).map(str::to_owned);
-    let file = dir.write("configuration.yaml", &only_configuration.expect("two documents"));
+    let ws = Workspace::new("nosecret");
+    let manifests = fixtures::fill(CONFIGURATION, "https://bitbucket.example.com", "");
+    let only_configuration = manifests.split("---\n").nth(1);
+    let file = ws.write("configuration.yaml", only_configuration.expect("two documents"));
     let output = run(&["check", "-f", &file]).await;
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
     let out = stdout(&output);
@@ -292,7 +207,7 @@ async fn a_missing_secret_names_the_file_the_object_and_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_manifests_name_the_file_the_document_the_object_and_the_field() {
-    let dir = TempDir::new("input");
+    let ws = Workspace::new("input");
     let cases = [
         // Invalid YAML: the file's own line (the second document starts on line 4).
         (
@@ -327,10 +242,10 @@ async fn bad_manifests_name_the_file_the_document_the_object_and_the_field() {
         ),
     ];
     for (name, text, expected) in cases {
-        let file = dir.write(name, text);
+        let file = ws.write(name, text);
         let output = run(&["check", "-f", &file]).await;
         assert_eq!(output.status.code(), Some(1), "{name}: {}", all(&output));
-        let err = String::from_utf8_lossy(&output.stderr);
+        let err = stderr(&output);
         assert!(err.contains(name) && err.contains(expected), "{name}: {expected:?} missing from:\n{err}");
         assert!(!err.contains("QkJEQy1zZWNyZXQ"), "a Secret value leaked: {err}");
     }
@@ -338,9 +253,10 @@ async fn bad_manifests_name_the_file_the_document_the_object_and_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_an_error_on_stderr_with_exit_code_1() {
-    let dir = TempDir::new("badinput");
-    let file = dir.write("bitbucket.yaml", &manifests("https://bitbucket.example.com", GOOD_TOKEN));
-    let missing = dir.0.join("nothing-here.yaml").display().to_string();
+    let ws = Workspace::new("badinput");
+    let file =
+        ws.write("bitbucket.yaml", &fixtures::fill(CONFIGURATION, "https://bitbucket.example.com", OPERATOR_TOKEN));
+    let missing = ws.path("nothing-here.yaml");
     let cases: [(Vec<&str>, &str); 5] = [
         (vec!["check", "-f", &missing], "nothing-here.yaml: no such file or folder"),
         (vec!["check", "-f", &file, "--name", "other"], "no configuration named other"),
@@ -351,7 +267,7 @@ async fn bad_input_is_an_error_on_stderr_with_exit_code_1() {
     for (args, expected) in cases {
         let output = run(&args).await;
         assert_eq!(output.status.code(), Some(1), "{args:?}: {}", all(&output));
-        let err = String::from_utf8_lossy(&output.stderr);
+        let err = stderr(&output);
         assert!(err.contains(expected), "{args:?}: {expected:?} missing from {err}");
         assert!(output.stdout.is_empty(), "{args:?}: {}", stdout(&output));
     }
@@ -362,9 +278,10 @@ async fn bad_input_is_an_error_on_stderr_with_exit_code_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_examples_pass_the_check_against_the_example_seed() {
     let seed = std::fs::read_to_string(examples().join("simulator-seed.yaml")).expect("the seed");
-    let sim = simulator(&seed).await;
+    let ws = Workspace::with_simulator("examples", &seed).await;
     let examples = examples().display().to_string();
-    let args = ["check", "-f", &examples, "--url", &sim.base_url(), "--operator-namespace", "default"];
+    let url = ws.url();
+    let args = ["check", "-f", &examples, "--url", &url, "--operator-namespace", "default"];
     let output = run(&args).await;
     assert_eq!(output.status.code(), Some(0), "{}", all(&output));
     let out = stdout(&output);
@@ -377,71 +294,11 @@ async fn the_examples_pass_the_check_against_the_example_seed() {
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
     let out = stdout(&output);
     assert!(out.contains("FAILED (SecretNotFound)") && out.contains("--operator-namespace default"), "{out}");
-    sim.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_simulator_command_prints_its_url_and_serves_check() {
-    let mut child = Command::new(BIN)
-        .args(["simulator", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the simulator");
-    let pipe = child.stdout.take().expect("stdout");
-    let banner = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            let done = line.starts_with("Stop it with Ctrl-C");
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        lines
-    });
-    let banner = tokio::time::timeout(Duration::from_secs(30), banner).await;
-    let banner = match banner {
-        Ok(joined) => joined.expect("join"),
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the simulator printed no banner within 30s");
-        }
-    };
-    let url = banner
-        .iter()
-        .find_map(|line| line.split_once(" listening on ").map(|(_, url)| url.trim().to_owned()))
-        .unwrap_or_default();
-    let dir = TempDir::new("simulator");
-    let token = dir.write("token", "BBDC-replace-with-your-http-access-token\n");
-    let output = run(&["check", "--url", &url, "--token-file", &token]).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = banner.join("\n");
-    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{text}");
-    assert!(text.contains("svc-operator") && text.contains("fake by design"), "{text}");
-    assert_eq!(output.status.code(), Some(0), "{}", all(&output));
-    assert!(stdout(&output).contains("OK: connected as svc-operator"), "{}", all(&output));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_simulator_refuses_remote_addresses_and_names_a_bad_seed() {
-    let refused = run(&["simulator", "--listen", "0.0.0.0:0"]).await;
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(all(&refused).contains("--allow-remote"), "{}", all(&refused));
-
-    let dir = TempDir::new("seed");
-    let seed = dir.write("seed.yaml", "users:\n  - name: a\n    colour: blue\n");
-    let output = run(&["simulator", "--seed", &seed, "--listen", "127.0.0.1:0"]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", all(&output));
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("seed.yaml") && err.contains("colour"), "{err}");
+    ws.done().await;
 }
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    support::repo_path("examples")
 }
 
 #[test]

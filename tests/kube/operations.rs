@@ -1,32 +1,18 @@
 //! What a platform team relies on in production: leader election between replicas, metrics and
 //! health endpoints, the Bitbucket host allow-list and the watch scope.
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used, clippy::panic)]
-
-mod fake_kube;
-#[allow(dead_code)]
-#[path = "controllers/harness.rs"]
-mod harness;
-
 use std::{sync::Arc, time::Duration};
 
 use bitbucket_operator::{
     controller::{self, Options, leader::Election},
     telemetry::{self, Telemetry},
 };
-use harness::{CONFIGURATION, Env, SEED};
 use tokio::sync::oneshot;
 
-const BINDING: &str = r#"
-apiVersion: bitbucket.integrations.dev/v1alpha1
-kind: ProjectBinding
-metadata: {name: payments}
-spec:
-  configurationRef: {name: bitbucket}
-  projectKey: PAY
-  repositorySlug: payments-api
-"#;
+use crate::{
+    harness::{self, Env},
+    support::fixtures::{BARE_BINDING, CONFIGURATION, SEED},
+};
 
 struct Replica {
     telemetry: Arc<Telemetry>,
@@ -67,7 +53,7 @@ async fn a_second_replica_waits_while_the_first_leads_and_takes_over_when_it_goe
     env.eventually("replica-a leads", || first.telemetry.is_leader()).await;
     let second = replica(&env, "replica-b");
     env.apply(CONFIGURATION);
-    env.apply(BINDING);
+    env.apply(BARE_BINDING);
     env.wait_ready("projectbindings", "payments", "True", "Bound").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!second.telemetry.is_leader());
@@ -136,7 +122,7 @@ async fn metrics_and_health_endpoints_report_the_operator() {
     assert_eq!(get("/readyz").await.0, 503, "not ready before the caches sync");
     env.start_operator();
     env.apply(CONFIGURATION);
-    env.apply(BINDING);
+    env.apply(BARE_BINDING);
     env.wait_ready("projectbindings", "payments", "True", "Bound").await;
     let mut ready = 0;
     for _ in 0..100 {
@@ -192,8 +178,8 @@ async fn a_label_selector_splits_the_work_between_installations() {
     env.options.label_selector = Some("shard=a".into());
     env.start_operator();
     env.apply(&CONFIGURATION.replace("metadata: {name: bitbucket}", "metadata: {name: bitbucket, labels: {shard: a}}"));
-    env.apply(&BINDING.replace("metadata: {name: payments}", "metadata: {name: payments, labels: {shard: a}}"));
-    env.apply(&BINDING.replace("metadata: {name: payments}", "metadata: {name: other-shard, labels: {shard: b}}"));
+    env.apply(&BARE_BINDING.replace("metadata: {name: payments}", "metadata: {name: payments, labels: {shard: a}}"));
+    env.apply(&BARE_BINDING.replace("metadata: {name: payments}", "metadata: {name: other-shard, labels: {shard: b}}"));
     env.wait_ready("projectbindings", "payments", "True", "Bound").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let other = env.fake.object("projectbindings", "team-a", "other-shard").expect("created");

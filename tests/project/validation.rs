@@ -1,15 +1,12 @@
 //! The negative set: each CRD rule rejects what it should, with its message, and lets through
 //! what it should. Cases live in `tests/invalid/*.yaml` (see the comment at the top of one).
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::collections::BTreeSet;
 
 use bitbucket_operator::api::{self, validation::validator_for};
 use serde_json::Value;
+
+use crate::support;
 
 struct Outcome {
     file: String,

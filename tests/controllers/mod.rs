@@ -1,6 +1,6 @@
 //! The controllers end to end: the real `controller::run` on the fake Kubernetes API, talking to
-//! the Bitbucket simulator. Each test asserts on status, Events, the simulator's state and its
-//! request log.
+//! the Bitbucket simulator, through `crate::harness`. Each test asserts on status, Events, the
+//! simulator's state and its request log. A topic is a file in this folder, declared here.
 //!
 //! - `happy_path`: every kind converges; cluster configurations and monorepo report keys;
 //!   webhooks and repositories that leave a binding.
@@ -15,26 +15,11 @@
 //!   a kill in the middle of a cold round.
 //! - `figures`: the Bitbucket requests of a cold reconcile and of a no-op resync.
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used, clippy::panic)]
-
-mod fake_kube;
-#[path = "controllers/harness.rs"]
-mod harness;
-
-#[path = "controllers/bitbucket_changes.rs"]
 mod bitbucket_changes;
-#[path = "controllers/credentials.rs"]
 mod credentials;
-#[path = "controllers/deletion.rs"]
 mod deletion;
-#[path = "controllers/figures.rs"]
 mod figures;
-#[path = "controllers/happy_path.rs"]
 mod happy_path;
-#[path = "controllers/references.rs"]
 mod references;
-#[path = "controllers/resilience.rs"]
 mod resilience;
-#[path = "controllers/restart.rs"]
 mod restart;

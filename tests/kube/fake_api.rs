@@ -1,15 +1,10 @@
 //! The fake API server of `tests/fake_kube`, driven through the real `kube::Api`, watchers,
 //! reflectors and helpers, as the controllers will drive it.
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used, clippy::panic)]
-
-mod fake_kube;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::fake_kube::{Config, FakeKube};
 use bitbucket_operator::api::{BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding};
-use fake_kube::{Config, FakeKube};
 use futures::StreamExt;
 use k8s_openapi::api::{
     coordination::v1::Lease,
@@ -1108,7 +1103,7 @@ async fn metadata_only_requests_and_waiting_for_a_condition() {
 }
 
 /// Not a test: serves the examples on loopback for `kubectl` until interrupted.
-/// `FAKE_KUBE_ADDR=127.0.0.1:8001 cargo test --test fake_kube_api -- --ignored --nocapture serve_examples_for_kubectl`,
+/// `FAKE_KUBE_ADDR=127.0.0.1:8001 cargo test --test kube -- --ignored --nocapture serve_examples_for_kubectl`,
 /// then `kubectl --server http://127.0.0.1:8001 get bitbucket -A`.
 #[tokio::test]
 #[ignore = "runs until interrupted"]

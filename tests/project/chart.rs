@@ -1,17 +1,9 @@
 //! The Helm chart, rendered and linted by Helm's own engine (the helm-python-sdk package bundles
-//! Helm's Go SDK; the test installs it into `target/helm-venv` on first use, or uses the Python
-//! named by `HELM_PYTHON`), and the Argo CD health checks run by a real Lua (lupa), against
-//! statuses built by the operator's own condition code.
+//! Helm's Go SDK), and the Argo CD health checks run by a real Lua (lupa), against statuses built
+//! by the operator's own condition code. Both run in the Python `HELM_PYTHON` names, or else in
+//! the venv `tests/python/setup.sh` prepares in `target/helm-venv` (CI runs it before the tests).
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used)]
-
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-    process::Command,
-    sync::OnceLock,
-};
+use std::{collections::BTreeSet, path::PathBuf, process::Command, sync::OnceLock};
 
 use serde_json::{Value, json};
 
@@ -19,39 +11,27 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A Python that can `import helm_python`.
+/// A Python that can `import helm_python, lupa`.
 fn python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Ok(python) = std::env::var("HELM_PYTHON") {
-                return PathBuf::from(python);
-            }
-            let venv = root().join("target").join("helm-venv");
-            let python = venv.join("bin").join("python");
-            let works = |p: &Path| {
-                Command::new(p).args(["-c", "import helm_python, lupa"]).output().is_ok_and(|o| o.status.success())
-            };
-            if !works(&python) {
-                let created = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
-                assert!(created.is_ok_and(|s| s.success()), "python3 -m venv failed: install python3 (with venv)");
-                let installed = Command::new(&python)
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        "helm-python-sdk==0.2.2",
-                        "lupa==2.8",
-                    ])
-                    .status();
-                assert!(installed.is_ok_and(|s| s.success()), "pip install helm-python-sdk failed");
-            }
-            assert!(works(&python), "helm_python cannot be imported from {}", python.display());
-            python
-        })
-        .clone()
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let python = PYTHON.get_or_init(|| {
+        if let Ok(python) = std::env::var("HELM_PYTHON") {
+            return Ok(PathBuf::from(python));
+        }
+        let python = root().join("target").join("helm-venv").join("bin").join("python");
+        let works =
+            Command::new(&python).args(["-c", "import helm_python, lupa"]).output().is_ok_and(|o| o.status.success());
+        if works {
+            return Ok(python);
+        }
+        let setup = root().join("tests").join("python").join("setup.sh");
+        Err(format!(
+            "the chart tests need helm-python-sdk and lupa in target/helm-venv, which is missing or incomplete; \
+             prepare it with: bash {}",
+            setup.display()
+        ))
+    });
+    python.clone().unwrap_or_else(|message| panic!("{message}"))
 }
 
 struct Rendered {

@@ -1,15 +1,12 @@
 //! Every example under `examples/` is accepted by its CRD (schema and CEL rules, as a real API
 //! server would check them), and the set is complete: every reference resolves inside it.
 
-// A test fails by panicking; the lints against it are for the operator's own code.
-#![allow(clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use bitbucket_operator::api::{self, refs::CREDENTIAL_LABEL, validation::validator_for};
 use serde_json::Value;
+
+use crate::support;
 
 struct Example {
     file: String,

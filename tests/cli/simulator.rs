@@ -1,0 +1,114 @@
+//! The `simulator` and `demo` commands as a user runs them: the real binary, serving what
+//! `check` accepts, and the demo's tour of the examples.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use crate::support::workspace::{BIN, Workspace, all, closed_port, run, stderr, stdout};
+
+/// The token of the service account the simulator serves when it is given no seed.
+const DEFAULT_TOKEN: &str = "BBDC-replace-with-your-http-access-token";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_command_serves_what_check_accepts() {
+    let ws = Workspace::new("simulator");
+    let listen = format!("127.0.0.1:{}", closed_port());
+    let mut child = Command::new(BIN)
+        .args(["simulator", "--listen", &listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the simulator");
+    let token = ws.write("token", DEFAULT_TOKEN);
+    let url = format!("http://{listen}");
+    let mut last = String::new();
+    for _ in 0..100 {
+        let output = run(&["check", "--url", &url, "--token-file", &token]).await;
+        last = all(&output);
+        if output.status.success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(last.contains("OK: connected as svc-operator"), "{last}");
+    let refused = run(&["simulator", "--listen", "0.0.0.0:0"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(all(&refused).contains("--allow-remote"), "{}", all(&refused));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_command_prints_its_url_and_serves_check() {
+    let mut child = Command::new(BIN)
+        .args(["simulator", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the simulator");
+    let pipe = child.stdout.take().expect("stdout");
+    let banner = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            let done = line.starts_with("Stop it with Ctrl-C");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let banner = tokio::time::timeout(Duration::from_secs(30), banner).await;
+    let banner = match banner {
+        Ok(joined) => joined.expect("join"),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the simulator printed no banner within 30s");
+        }
+    };
+    let url = banner
+        .iter()
+        .find_map(|line| line.split_once(" listening on ").map(|(_, url)| url.trim().to_owned()))
+        .unwrap_or_default();
+    let ws = Workspace::new("simulator");
+    let token = ws.write("token", &format!("{DEFAULT_TOKEN}\n"));
+    let output = run(&["check", "--url", &url, "--token-file", &token]).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = banner.join("\n");
+    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{text}");
+    assert!(text.contains("svc-operator") && text.contains("fake by design"), "{text}");
+    assert_eq!(output.status.code(), Some(0), "{}", all(&output));
+    assert!(stdout(&output).contains("OK: connected as svc-operator"), "{}", all(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_refuses_remote_addresses_and_names_a_bad_seed() {
+    let refused = run(&["simulator", "--listen", "0.0.0.0:0"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(all(&refused).contains("--allow-remote"), "{}", all(&refused));
+
+    let ws = Workspace::new("seed");
+    let seed = ws.write("seed.yaml", "users:\n  - name: a\n    colour: blue\n");
+    let output = run(&["simulator", "--seed", &seed, "--listen", "127.0.0.1:0"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", all(&output));
+    let err = stderr(&output);
+    assert!(err.contains("seed.yaml") && err.contains("colour"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_the_examples_to_convergence_and_prints_its_table() {
+    let started = std::time::Instant::now();
+    let output = run(&["demo"]).await;
+    let out = all(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("RESOURCE") && out.contains("READY") && out.contains("REASON"), "{out}");
+    assert!(out.contains("ProjectBinding demo/platform-services") && out.contains("Bound"), "{out}");
+    assert!(out.contains("plan sees the drift") && out.contains("nothing left to change"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(60), "the demo took {:?}", started.elapsed());
+}
