@@ -118,6 +118,7 @@ pub mod seed;
 
 mod auth;
 mod control;
+mod dump;
 mod faults;
 mod merge_checks;
 mod projects;
