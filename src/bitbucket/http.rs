@@ -22,6 +22,14 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Parses and normalises a base URL: http(s), no credentials, query or fragment, no trailing
 /// slash in the path.
 pub(crate) fn parse_base_url(text: &str) -> Result<Url, Error> {
+    // A parser that reads `\\` as `/` (as URL parsers do for http) puts the host somewhere other
+    // than where a reader sees it; control and bidirectional-override characters hide what a URL
+    // says. Such text is refused whole, before it is parsed.
+    if text.chars().any(|c| c == '\\' || c.is_control() || is_bidi_control(c)) {
+        return Err(Error::Configuration(
+            "the URL holds a backslash, a control character or a bidirectional-text character; write it plainly".into(),
+        ));
+    }
     let mut url =
         Url::parse(text.trim()).map_err(|_| Error::Configuration("the URL is not a valid absolute URL".into()))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -39,6 +47,32 @@ pub(crate) fn parse_base_url(text: &str) -> Result<Url, Error> {
     let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
     Ok(url)
+}
+
+/// Unicode's bidirectional formatting characters (embeddings, overrides, isolates, marks).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The host requests to `url` go to, lower-cased (an IPv6 address without brackets), as the
+/// client itself parses the URL: the one answer both the host allow-list and the requests use.
+pub fn host_of(url: &str) -> Result<String, Error> {
+    let url = parse_base_url(url)?;
+    let host = url.host_str().ok_or_else(|| Error::Configuration("the URL has no host".into()))?;
+    Ok(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+}
+
+/// Whether `host` is allowed by `allowed`: an empty list allows every host; otherwise the host
+/// itself, or a `*.domain` pattern that it is under.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    allowed.is_empty()
+        || allowed.iter().any(|pattern| {
+            let pattern = pattern.trim().to_ascii_lowercase();
+            match pattern.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => host == pattern,
+            }
+        })
 }
 
 /// One API call: what to send, and how to describe it in errors.
@@ -406,6 +440,41 @@ fn transport_error(error: &reqwest::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_is_where_requests_go_and_hidden_hosts_are_refused() {
+        let allowed = vec!["bitbucket.example.com".to_owned(), "*.corp.example".to_owned()];
+        struct Case {
+            url: &'static str,
+            host: Option<&'static str>,
+            allowed: bool,
+        }
+        let cases = [
+            Case { url: "https://bitbucket.example.com/context", host: Some("bitbucket.example.com"), allowed: true },
+            Case { url: "https://BITBUCKET.example.com:8443", host: Some("bitbucket.example.com"), allowed: true },
+            Case { url: "https://git.eu.corp.example", host: Some("git.eu.corp.example"), allowed: true },
+            Case { url: "https://corp.example", host: Some("corp.example"), allowed: false },
+            Case {
+                url: "https://bitbucket.example.com.evil.test",
+                host: Some("bitbucket.example.com.evil.test"),
+                allowed: false,
+            },
+            Case { url: "https://evil.test/bitbucket.example.com", host: Some("evil.test"), allowed: false },
+            Case { url: "http://[::1]:7990/x", host: Some("::1"), allowed: false },
+            // Read as 127.0.0.1 by the client's parser: refused outright.
+            Case { url: "http://127.0.0.1\\.bitbucket.corp.example", host: None, allowed: false },
+            Case { url: "https://bitbucket.example.com\u{202e}moc.live", host: None, allowed: false },
+            Case { url: "https://bitbucket.example.com\t/x", host: None, allowed: false },
+            Case { url: "https://u@bitbucket.example.com", host: None, allowed: false },
+        ];
+        for case in cases {
+            let host = host_of(case.url).ok();
+            assert_eq!(host.as_deref(), case.host, "{}", case.url);
+            let allowed_here = host.as_deref().is_some_and(|h| host_allowed(h, &allowed));
+            assert_eq!(allowed_here, case.allowed, "{}", case.url);
+        }
+        assert!(host_allowed("anything.test", &[]), "no list: everything is allowed");
+    }
 
     #[test]
     fn base_urls_are_checked_and_normalised() {

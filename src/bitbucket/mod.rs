@@ -22,6 +22,7 @@ use std::{
 
 pub use credentials::{Credentials, Secret};
 pub use error::{Error, ErrorClass};
+pub use http::{host_allowed, host_of};
 pub use merge_checks::{MANUAL_STEPS, MergeCheck, Severity};
 pub use projects::Project;
 pub use rate_limit::{RateLimit, RateLimiter};
@@ -72,6 +73,9 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Told about every request and every wait on the rate limit (metrics).
     pub observer: Option<Arc<dyn Observer>>,
+    /// The hosts the client may talk to (`host` or `*.domain`); empty allows every host. A
+    /// client for any other host is never built, so it can send nothing.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Something that wants to know what the client does, such as a metrics registry.
@@ -96,6 +100,7 @@ impl ClientConfig {
             max_concurrency: 8,
             retry: RetryPolicy::default(),
             observer: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -129,6 +134,10 @@ impl Client {
     /// Builds a client; fails on a malformed URL or CA bundle.
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
         let base = http::parse_base_url(&config.base_url)?;
+        let host = http::host_of(base.as_str())?;
+        if !http::host_allowed(&host, &config.allowed_hosts) {
+            return Err(Error::Configuration(format!("the operator may not send credentials to {host}")));
+        }
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())

@@ -69,6 +69,8 @@ pub struct Clients {
     /// or timeout, or after a Secret problem) sends a rejected credential again.
     rejected: Mutex<HashMap<ConfigurationKey, (u64, Error)>>,
     observer: Option<Arc<dyn crate::bitbucket::Observer>>,
+    /// The hosts clients may be built for (empty: all); a client for any other host is refused.
+    allowed_hosts: Vec<String>,
     /// Counts completed checks, so that dependents can wait for one.
     checks: tokio::sync::watch::Sender<u64>,
 }
@@ -80,6 +82,7 @@ impl Default for Clients {
             epochs: Mutex::default(),
             rejected: Mutex::default(),
             observer: None,
+            allowed_hosts: Vec::new(),
             checks: tokio::sync::watch::channel(0).0,
         }
     }
@@ -89,6 +92,11 @@ impl Clients {
     /// Clients that report their requests to `observer`.
     pub fn observed_by(observer: Arc<dyn crate::bitbucket::Observer>) -> Self {
         Self { observer: Some(observer), ..Self::default() }
+    }
+
+    /// These clients, built only for these hosts (`host` or `*.domain`; empty: all).
+    pub fn allowing(self, hosts: Vec<String>) -> Self {
+        Self { allowed_hosts: hosts, ..self }
     }
 
     fn slot(&self, key: &ConfigurationKey) -> Arc<tokio::sync::Mutex<Option<Connection>>> {
@@ -109,6 +117,7 @@ impl Clients {
         if let Some(observer) = &self.observer {
             config.observer = Some(observer.clone());
         }
+        config.allowed_hosts.clone_from(&self.allowed_hosts);
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         let wanted = fingerprint(&config);

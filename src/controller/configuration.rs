@@ -13,7 +13,7 @@ use crate::{
         configuration::ServerInfo, refs::ConfigurationKind,
     },
     plan::{
-        connection::{SecretData, client_config, host_allowed, host_of, referenced_secrets},
+        connection::{SecretData, client_config, referenced_secrets},
         reasons,
         status::{Outcome, Phase, reason_for},
     },
@@ -119,8 +119,12 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
         Ok(config) => config,
         Err(error) => return stalled(Outcome::stalled(error.reason(), error.to_string())),
     };
-    if !host_allowed(&spec.url, &ctx.options.allowed_hosts) {
-        let host = host_of(&spec.url).unwrap_or_default();
+    // The host as the client will read it: the allow-list and the requests agree on it.
+    let host = match crate::bitbucket::host_of(&spec.url) {
+        Ok(host) => host,
+        Err(error) => return stalled(Outcome::from_error(&error)),
+    };
+    if !crate::bitbucket::host_allowed(&host, &ctx.options.allowed_hosts) {
         return stalled(Outcome::stalled(
             reasons::HOST_NOT_ALLOWED,
             format!(

@@ -105,7 +105,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let telemetry = options.telemetry.clone();
-    let clients = Arc::new(clients::Clients::observed_by(telemetry.clone()));
+    let clients = Arc::new(clients::Clients::observed_by(telemetry.clone()).allowing(options.allowed_hosts.clone()));
     let memo = Arc::new(context::Memo::default());
     let credential_secrets = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}={CREDENTIAL_LABEL_VALUE}"));
     // One watched namespace: namespaced watches (and namespaced RBAC suffice); otherwise

@@ -196,35 +196,6 @@ pub fn client_config(
     Ok(config)
 }
 
-/// The host of an http(s) URL, lower-cased, without port or user info.
-pub fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map(|(_, rest)| rest)?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit('@').next()?;
-    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
-        bracketed.split(']').next()?
-    } else {
-        host_port.split(':').next()?
-    };
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
-}
-
-/// Whether the operator may send a credential to `url`: the allow-list is empty (everything is
-/// allowed), or it holds the URL's host, or a `*.domain` pattern that the host is under.
-pub fn host_allowed(url: &str, allowed: &[String]) -> bool {
-    if allowed.is_empty() {
-        return true;
-    }
-    let Some(host) = host_of(url) else { return false };
-    allowed.iter().any(|pattern| {
-        let pattern = pattern.trim().to_ascii_lowercase();
-        match pattern.strip_prefix("*.") {
-            Some(domain) => host.ends_with(&format!(".{domain}")),
-            None => host == pattern,
-        }
-    })
-}
-
 /// A fingerprint of everything that shapes a client (URL, credential, TLS, limits), so that a
 /// change to the spec or to a Secret's value gives a new client. Never printed.
 pub fn fingerprint(config: &ClientConfig) -> u64 {
@@ -362,20 +333,6 @@ mod tests {
             _ => Some(secret(false, &[("ca.crt", "hello")])),
         });
         assert_eq!(not_pem.err().map(|e| e.reason()), Some(reasons::INVALID_SECRET));
-    }
-
-    #[test]
-    fn hosts_are_checked_against_the_allow_list() {
-        let allowed = vec!["bitbucket.example.com".to_owned(), "*.corp.example".to_owned()];
-        assert!(host_allowed("https://bitbucket.example.com/context", &allowed));
-        assert!(host_allowed("https://BITBUCKET.example.com:8443", &allowed));
-        assert!(host_allowed("https://git.eu.corp.example", &allowed));
-        assert!(!host_allowed("https://corp.example", &allowed), "*.domain needs a subdomain");
-        assert!(!host_allowed("https://bitbucket.example.com.evil.test", &allowed));
-        assert!(!host_allowed("https://evil.test/bitbucket.example.com", &allowed));
-        assert!(!host_allowed("https://bitbucket.example.com@evil.test", &allowed));
-        assert!(host_allowed("https://anything.test", &[]), "no list: everything is allowed");
-        assert_eq!(host_of("http://[::1]:7990/x").as_deref(), Some("::1"));
     }
 
     #[test]
