@@ -140,6 +140,12 @@ pub struct Webhook {
     #[schemars(length(min = 8, max = 2048))]
     #[x_kube(validation = kube::core::Rule::new("self.matches('^https?://[^/?#@\\\\s]+([/?#][^\\\\s]*)?$')")
         .message("webhook url must be an absolute http(s) URL such as https://ci.example.com/hook, without user name or password"))]
+    #[x_kube(validation = kube::core::Rule::new(
+        "!self.matches('[\\\\\\\\\\\\p{Cc}\\\\x{061C}\\\\x{200E}\\\\x{200F}\\\\x{202A}-\\\\x{202E}\\\\x{2066}-\\\\x{2069}]')"
+    ).message(
+        "webhook url must not hold a backslash, a control character or a bidirectional-text character: \
+         they can hide which host the URL names"
+    ))]
     pub url: String,
     /// Events that trigger a delivery, such as `repo:refs_changed` (a push), `pr:opened`,
     /// `pr:from_ref_updated` (the source branch was pushed) and `pr:merged`.

@@ -46,6 +46,9 @@ pub struct AllowedNamespaces {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    #[x_kube(validation = kube::core::Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message(
+        "allowedNamespaces.names must be namespace names: lower-case letters, digits and '-', starting and ending with a letter or digit"
+    ))]
     pub names: Vec<String>,
     /// A label selector over namespaces. An empty selector admits every namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]

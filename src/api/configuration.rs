@@ -43,6 +43,12 @@ pub struct BitbucketConfigurationSpec {
         "url must be an absolute http(s) URL such as https://bitbucket.example.com, without \
          user name, password, query or fragment"
     ))]
+    #[x_kube(validation = kube::core::Rule::new(
+        "!self.matches('[\\\\\\\\\\\\p{Cc}\\\\x{061C}\\\\x{200E}\\\\x{200F}\\\\x{202A}-\\\\x{202E}\\\\x{2066}-\\\\x{2069}]')"
+    ).message(
+        "url must not hold a backslash, a control character or a bidirectional-text character: \
+         they can hide which host the URL names"
+    ))]
     pub url: String,
 
     /// Allow a plain `http://` URL. Only for test instances: the credential is sent unencrypted.
