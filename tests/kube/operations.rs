@@ -158,6 +158,13 @@ async fn credentials_go_only_to_allowed_hosts_and_only_watched_namespaces_are_se
     let message = harness::ready(&refused).and_then(|c| c["message"].as_str()).unwrap_or_default().to_owned();
     assert!(message.contains("127.0.0.1") && message.contains("bitbucket.example.com"), "{message}");
     assert_eq!(env.sim.simulator().request_count(), 0, "a credential went to a host not allowed");
+    // Deleted while a binding uses it, the configuration waits for the binding (and would prove a
+    // client for it to clean up with): still not one request.
+    env.apply(BARE_BINDING);
+    env.delete::<bitbucket_operator::api::BitbucketConfiguration>("bitbucket").await;
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "InUse", |o| harness::reason(o) == "InUse").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.sim.simulator().request_count(), 0, "a deletion sent a request to a host not allowed");
 
     // A namespace outside the watched ones is left alone: no finalizer, no status.
     env.apply(
