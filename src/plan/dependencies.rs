@@ -1,6 +1,8 @@
 //! Whether what an object depends on can be used: a binding's configuration, a report's binding.
 //! Each answer is either "use it" or an outcome that says why not and when to look again.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use crate::api::{
     ConfigurationStatus, ProjectBindingStatus,
     conditions::{READY, STALLED, find},
@@ -76,15 +78,12 @@ pub fn configuration_usable(name: &str, namespace: &str, state: Option<&Configur
     let current = status.and_then(|s| s.observed_generation) == state.generation;
     match ready {
         Some(ready) if current && ready.status == "True" => Ok(()),
-        Some(ready) if current => {
-            let message = format!("{name} is not ready ({}): {}", ready.reason, ready.message);
-            let stalled = status.and_then(|s| find(&s.conditions, STALLED)).is_some_and(|c| c.status == "True");
-            let outcome = if stalled {
-                Outcome::stalled(reasons::CONFIGURATION_NOT_READY, message)
-            } else {
-                Outcome::reconciling(reasons::CONFIGURATION_NOT_READY, message)
-            };
-            Err(Blocked { outcome, recheck: Recheck::Resync })
+        Some(_) if current => {
+            let conditions = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
+            Err(Blocked {
+                outcome: not_ready(reasons::CONFIGURATION_NOT_READY, name, conditions),
+                recheck: Recheck::Resync,
+            })
         }
         _ => Err(Blocked {
             outcome: Outcome::reconciling(
@@ -93,6 +92,18 @@ pub fn configuration_usable(name: &str, namespace: &str, state: Option<&Configur
             ),
             recheck: Recheck::Soon,
         }),
+    }
+}
+
+/// The outcome for a dependent whose dependency `name` has a Ready condition that is not True:
+/// its reason and message quoted, Stalled while the dependency is Stalled, else Reconciling.
+fn not_ready(reason: &'static str, name: &str, conditions: &[Condition]) -> Outcome {
+    let (why, text) = find(conditions, READY).map(|c| (c.reason.as_str(), c.message.as_str())).unwrap_or_default();
+    let message = format!("{name} is not ready ({why}): {text}");
+    if find(conditions, STALLED).is_some_and(|c| c.status == "True") {
+        Outcome::stalled(reason, message)
+    } else {
+        Outcome::reconciling(reason, message)
     }
 }
 
@@ -126,16 +137,10 @@ pub fn binding_repositories(name: &str, state: Option<&BindingState>) -> Result<
         (Some(status), Some(ready)) if current && (ready.status == "True" || !status.repositories.is_empty()) => {
             Ok(status.repositories.iter().map(|r| r.slug.clone()).collect())
         }
-        (Some(status), Some(ready)) if current => {
-            let message = format!("ProjectBinding {name} is not ready ({}): {}", ready.reason, ready.message);
-            let stalled = find(&status.conditions, STALLED).is_some_and(|c| c.status == "True");
-            let outcome = if stalled {
-                Outcome::stalled(reasons::BINDING_NOT_READY, message)
-            } else {
-                Outcome::reconciling(reasons::BINDING_NOT_READY, message)
-            };
-            Err(Blocked { outcome, recheck: Recheck::Later })
-        }
+        (Some(status), Some(_)) if current => Err(Blocked {
+            outcome: not_ready(reasons::BINDING_NOT_READY, &format!("ProjectBinding {name}"), &status.conditions),
+            recheck: Recheck::Later,
+        }),
         _ => Err(Blocked {
             outcome: Outcome::reconciling(
                 reasons::BINDING_NOT_READY,
