@@ -196,6 +196,52 @@ pub struct ConfigurationStatus {
     /// same refreshes it only after half the resync interval, so it may lag by that much.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checked_time: Option<Time>,
+    /// The credential Bitbucket last rejected, remembered so that no restart sends it again: it
+    /// is sent once more only when its Secret changes, or when the annotation
+    /// `bitbucket.integrations.dev/retry-credentials` is set to a new value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_credential: Option<RejectedCredential>,
+}
+
+/// A credential Bitbucket rejected: which Secret, at which version, and why (never its value).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedCredential {
+    /// The Secret that holds the credential.
+    pub secret: SecretVersion,
+    /// The URL it was sent to.
+    #[schemars(length(max = 2048))]
+    pub url: String,
+    /// Why: `BadCredentials`, `CaptchaRequired` or `BasicAuthDisabled`.
+    #[schemars(length(max = 64))]
+    pub reason: String,
+    /// What the operator said about it.
+    #[schemars(length(max = 1024))]
+    pub message: String,
+    /// The value of the `bitbucket.integrations.dev/retry-credentials` annotation when it was
+    /// rejected; setting another value asks for exactly one new attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub retry_request: Option<String>,
+    /// When Bitbucket rejected it.
+    pub rejected_time: Time,
+}
+
+/// One version of a Secret: its name, its UID and its `resourceVersion`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVersion {
+    /// The Secret's name.
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Its UID (a Secret deleted and created again is another Secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub uid: Option<String>,
+    /// Its `resourceVersion` (every change of the Secret gives a new one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub resource_version: Option<String>,
 }
 
 /// The server's own description of itself.

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 /// Label a Secret must carry before the operator reads it: the owner's consent to have its
 /// content sent to a Bitbucket server.
 pub const CREDENTIAL_LABEL: &str = "bitbucket.integrations.dev/credential";
+/// Annotation on a configuration that asks for one new attempt with a credential Bitbucket
+/// rejected (after an administrator cleared a CAPTCHA, say): any value not tried before.
+pub const RETRY_CREDENTIALS_ANNOTATION: &str = "bitbucket.integrations.dev/retry-credentials";
 /// Value [`CREDENTIAL_LABEL`] must have.
 pub const CREDENTIAL_LABEL_VALUE: &str = "true";
 

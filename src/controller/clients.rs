@@ -136,7 +136,7 @@ impl Clients {
                 }
                 (current.client.clone(), current.epoch)
             }
-            other => (Client::new(config)?, other.map_or(1, |c| c.epoch + 1)),
+            _ => (Client::new(config)?, self.epoch(key) + 1),
         };
         let result = match known_bad {
             Some(error) => Err(error),
@@ -203,6 +203,13 @@ impl Clients {
     pub fn forget(&self, key: &ConfigurationKey) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
         self.epochs.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    /// Lets the next check send a credential Bitbucket rejected once more, with a new client
+    /// (the old one refuses every call after a rejection).
+    pub fn retry_rejected(&self, key: &ConfigurationKey) {
+        self.rejected.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 
     /// Forgets everything about a deleted configuration.

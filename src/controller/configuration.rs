@@ -10,8 +10,10 @@ use kube::{Api, ResourceExt, core::object::HasStatus, runtime::reflector::Object
 use crate::{
     api::{
         BitbucketConfiguration, BitbucketConfigurationSpec, ClusterBitbucketConfiguration, ConfigurationStatus,
-        configuration::ServerInfo, refs::ConfigurationKind,
+        configuration::{RejectedCredential, SecretVersion, ServerInfo},
+        refs::{ConfigurationKind, RETRY_CREDENTIALS_ANNOTATION},
     },
+    bitbucket::ErrorClass,
     plan::{
         connection::{SecretData, client_config, referenced_secrets},
         reasons,
@@ -115,8 +117,8 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
         ctx.clients.forget(key);
         Ok(Round::finished(status.clone(), outcome, interval))
     };
-    let config = match settings(ctx, object).await? {
-        Ok(config) => config,
+    let (config, credential) = match settings(ctx, object).await? {
+        Ok(found) => found,
         Err(error) => return stalled(Outcome::stalled(error.reason(), error.to_string())),
     };
     // The host as the client will read it: the allow-list and the requests agree on it.
@@ -132,6 +134,22 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
                 ctx.options.allowed_hosts.join(", ")
             ),
         ));
+    }
+    // A credential Bitbucket rejected is not sent again, by this process or any later one,
+    // until its Secret changes or the annotation asks for one more attempt: each attempt with a
+    // wrong password counts towards Bitbucket's CAPTCHA lock-out.
+    let retry_request = retry_request(object);
+    let remembered = remembered_rejection(object, &credential);
+    if let Some(rejected) = remembered {
+        if rejected.retry_request == retry_request {
+            ctx.clients.forget(key);
+            let mut status = ConfigurationStatus { rejected_credential: Some(rejected.clone()), ..status };
+            keep_server(&mut status, previous);
+            let outcome = Outcome::stalled(credential_reason(&rejected.reason), rejected.message.clone());
+            return Ok(Round::finished(status, outcome, interval));
+        }
+        tracing::info!(configuration = %key, "trying a rejected credential once more, as the annotation asks");
+        ctx.clients.retry_rejected(key);
     }
     let connection = match ctx.clients.check(key, config, Duration::ZERO).await {
         Ok((connection, _)) => connection,
@@ -158,12 +176,26 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
         }
         (_, Some(error)) => {
             // Keep what the last good check learnt, so `kubectl get` still shows the server.
-            if let Some(previous) = previous {
-                status.server = previous.server.clone();
-                status.authenticated_as = previous.authenticated_as.clone();
-                status.capabilities = previous.capabilities.clone();
+            keep_server(&mut status, previous);
+            let mut outcome = Outcome::from_error(error);
+            if error.class() == ErrorClass::Credentials {
+                outcome.message = format!(
+                    "{}; it is not sent again until the Secret {} changes, or until the annotation {RETRY_CREDENTIALS_ANNOTATION} is set to a new value (after an administrator cleared a CAPTCHA, say)",
+                    outcome.message, credential.name
+                );
+                status.rejected_credential = Some(RejectedCredential {
+                    secret: credential,
+                    url: spec.url.clone(),
+                    reason: outcome.reason.to_owned(),
+                    message: outcome.message.clone(),
+                    retry_request,
+                    rejected_time: status::now(),
+                });
+            } else {
+                // Not an answer about the credential (the server could not be reached, say):
+                // a remembered rejection and an unanswered retry request stand.
+                status.rejected_credential = remembered.cloned();
             }
-            let outcome = Outcome::from_error(error);
             let next =
                 if outcome.phase == Phase::Reconciling { Next::Retry(error.clone()) } else { Next::Resync(interval) };
             (outcome, next)
@@ -172,6 +204,40 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
     };
     keep_recent_check_time(&mut status, previous, &outcome, interval);
     Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 })
+}
+
+/// The rejection the status remembers for this version of the credential, if any.
+fn remembered_rejection<'a, K: ConfigurationObject>(
+    object: &'a K,
+    credential: &SecretVersion,
+) -> Option<&'a RejectedCredential> {
+    object
+        .status()
+        .and_then(|s| s.rejected_credential.as_ref())
+        .filter(|rejected| rejected.secret == *credential && rejected.url == object.connection().url)
+}
+
+/// The value of the retry-credentials annotation.
+fn retry_request<K: ConfigurationObject>(object: &K) -> Option<String> {
+    object.annotations().get(RETRY_CREDENTIALS_ANNOTATION).cloned()
+}
+
+/// What the last good check learnt about the server, kept through failures.
+fn keep_server(status: &mut ConfigurationStatus, previous: Option<&ConfigurationStatus>) {
+    if let Some(previous) = previous {
+        status.server = previous.server.clone();
+        status.authenticated_as = previous.authenticated_as.clone();
+        status.capabilities = previous.capabilities.clone();
+    }
+}
+
+/// The condition reason of a remembered rejection.
+fn credential_reason(reason: &str) -> &'static str {
+    match reason {
+        reasons::CAPTCHA_REQUIRED => reasons::CAPTCHA_REQUIRED,
+        reasons::BASIC_AUTH_DISABLED => reasons::BASIC_AUTH_DISABLED,
+        _ => reasons::BAD_CREDENTIALS,
+    }
 }
 
 /// `lastCheckedTime` says when the connection was last proven as the status describes it; it is
@@ -199,20 +265,36 @@ fn keep_recent_check_time(
     }
 }
 
-/// The client settings from the spec and the Secrets it names.
+/// The client settings from the spec and the Secrets it names, and which version of which
+/// Secret holds the credential.
 async fn settings<K: ConfigurationObject>(
     ctx: &Context,
     object: &K,
-) -> Result<Result<crate::bitbucket::ClientConfig, crate::plan::connection::ConnectionError>, Error> {
+) -> Result<Result<(crate::bitbucket::ClientConfig, SecretVersion), crate::plan::connection::ConnectionError>, Error> {
     let (spec, secrets_namespace) = (object.connection(), object.secrets_namespace(ctx));
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &secrets_namespace);
+    let credential_name = credential_secret(spec);
     let mut found = BTreeMap::new();
+    let mut credential = SecretVersion { name: credential_name.to_owned(), ..SecretVersion::default() };
     for name in referenced_secrets(spec) {
         if let Some(secret) = secrets.get_opt(&name).await? {
+            if name == credential_name {
+                credential.uid.clone_from(&secret.metadata.uid);
+                credential.resource_version.clone_from(&secret.metadata.resource_version);
+            }
             found.insert(name, SecretData::from_secret(&secret));
         }
     }
-    Ok(client_config(spec, &secrets_namespace, |name| found.get(name).cloned()))
+    Ok(client_config(spec, &secrets_namespace, |name| found.get(name).cloned()).map(|config| (config, credential)))
+}
+
+/// The name of the Secret that holds the credential.
+fn credential_secret(spec: &BitbucketConfigurationSpec) -> &str {
+    match (&spec.auth.token, &spec.auth.basic) {
+        (Some(token), _) => &token.secret_ref.name,
+        (None, Some(basic)) => &basic.secret_ref.name,
+        (None, None) => "",
+    }
 }
 
 /// A configuration goes once no binding uses it; until then it keeps serving them a proven
@@ -232,7 +314,8 @@ async fn wait_for_users<K: ConfigurationObject>(
         users.join(", ")
     );
     if !ctx.clients.current(key).await.is_some_and(|c| c.is_ready())
-        && let Ok(config) = settings(ctx, object).await?
+        && let Ok((config, credential)) = settings(ctx, object).await?
+        && remembered_rejection(object, &credential).is_none_or(|r| r.retry_request != retry_request(object))
     {
         let _ = ctx.clients.check(key, config, Duration::ZERO).await;
     }

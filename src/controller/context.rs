@@ -122,14 +122,15 @@ pub fn key_of<K: Resource<DynamicType = ()>>(object: &K) -> String {
 
 #[derive(Clone, Copy, Debug)]
 struct MemoEntry {
-    generation: Option<i64>,
+    revision: u64,
     due: Instant,
     dirty: bool,
 }
 
 /// When each object next needs a round with Bitbucket. A reconcile triggered by the operator's
 /// own status write, or by a change of an object it only looks at, costs no Bitbucket request;
-/// a new generation, a changed dependency (marked dirty by a watch) or the resync interval does.
+/// a new revision (generation, or a request such as the retry-credentials annotation), a changed
+/// dependency (marked dirty by a watch) or the resync interval does.
 #[derive(Default)]
 pub struct Memo {
     entries: Mutex<HashMap<String, MemoEntry>>,
@@ -137,11 +138,11 @@ pub struct Memo {
 
 impl Memo {
     /// Whether the object is due, and if not, how long until it is. Consumes a dirty mark.
-    pub fn due(&self, key: &str, generation: Option<i64>) -> Result<(), Duration> {
+    pub fn due(&self, key: &str, revision: u64) -> Result<(), Duration> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(entry) = entries.get_mut(key) else { return Ok(()) };
         let now = Instant::now();
-        if entry.dirty || entry.generation != generation || now >= entry.due {
+        if entry.dirty || entry.revision != revision || now >= entry.due {
             entry.dirty = false;
             return Ok(());
         }
@@ -149,10 +150,10 @@ impl Memo {
     }
 
     /// Records a completed round; the next one is due after `interval`.
-    pub fn done(&self, key: &str, generation: Option<i64>, interval: Duration) {
+    pub fn done(&self, key: &str, revision: u64, interval: Duration) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let dirty = entries.get(key).is_some_and(|e| e.dirty);
-        entries.insert(key.to_owned(), MemoEntry { generation, due: Instant::now() + interval, dirty });
+        entries.insert(key.to_owned(), MemoEntry { revision, due: Instant::now() + interval, dirty });
     }
 
     /// Marks an object whose dependency changed.

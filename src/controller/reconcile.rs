@@ -249,10 +249,10 @@ pub fn error_policy<K: Kind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -
 
 async fn apply<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Action, Error> {
     let key = key_of(object);
-    let generation = object.meta().generation;
+    let revision = revision(object);
     // Triggered by the operator's own status write, or by a change that does not matter to
     // it: no round with Bitbucket.
-    if let Err(wait) = ctx.memo.due(&key, generation) {
+    if let Err(wait) = ctx.memo.due(&key, revision) {
         return Ok(Action::requeue(wait));
     }
     let round = K::round(ctx, object).await?;
@@ -270,10 +270,20 @@ async fn apply<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Actio
         Next::Resync(interval) | Next::Pending(interval) => {
             ctx.backoff.reset(&key);
             let next = jittered(interval);
-            ctx.memo.done(&key, generation, next);
+            ctx.memo.done(&key, revision, next);
             Ok(Action::requeue(next))
         }
     }
+}
+
+/// What of an object asks for a round when it changes: its generation (the spec), and the
+/// retry-credentials annotation, which is no part of the spec.
+fn revision<K: Kind>(object: &K) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    object.meta().generation.hash(&mut hasher);
+    object.annotations().get(crate::api::refs::RETRY_CREDENTIALS_ANNOTATION).hash(&mut hasher);
+    hasher.finish()
 }
 
 async fn cleanup<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Action, Error> {

@@ -26,18 +26,24 @@ fn sent_with(log: &[RequestRecord], auth: &str) -> usize {
     log.iter().filter(|r| r.auth == auth).count()
 }
 
-/// Waits for `resyncs` further connection checks of a configuration, seen as new
-/// `lastCheckedTime` values (whole seconds).
-async fn wait_for_checks(env: &Env, name: &str, resyncs: usize) {
-    for _ in 0..resyncs {
-        let before = env.fake.object("bitbucketconfigurations", "team-a", name).expect("configuration");
-        let checked = before["status"]["lastCheckedTime"].clone();
-        assert!(checked.is_string(), "{before:#?}");
-        env.wait("bitbucketconfigurations", "team-a", name, "another connection check", |o| {
-            o["status"]["lastCheckedTime"] != checked
+/// Rounds of BitbucketConfigurations that ended Stalled so far, as the operator's metrics count
+/// them (a configuration that remembers a rejection checks nothing, but still has its rounds).
+fn stalled_rounds(env: &Env) -> u64 {
+    env.options
+        .telemetry
+        .render()
+        .lines()
+        .filter(|l| {
+            l.starts_with("bitbucket_operator_stalled_total{") && l.contains(r#"kind="BitbucketConfiguration""#)
         })
-        .await;
-    }
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits for `resyncs` further rounds of a stalled configuration.
+async fn wait_for_checks(env: &Env, resyncs: u64) {
+    let target = stalled_rounds(env) + resyncs;
+    env.eventually("further rounds of the stalled configuration", || stalled_rounds(env) >= target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +252,7 @@ async fn a_rejected_password_is_not_sent_again_until_the_secret_changes() {
     assert!(sent >= 1);
 
     // Several resyncs later: the password was not sent again, far below the CAPTCHA threshold.
-    wait_for_checks(&env, "bitbucket", 3).await;
+    wait_for_checks(&env, 3).await;
     let log = env.log();
     assert_eq!(sent_with(&log, "basic"), sent, "the rejected password was sent again: {log:#?}");
     assert!(log.iter().all(|r| !r.path.contains("/projects/")), "the binding reached Bitbucket: {log:#?}");
@@ -280,7 +286,7 @@ async fn an_unknown_token_is_a_bad_credential_and_stops_calls_until_the_secret_c
     assert!(sent >= 1);
     assert!(log.iter().filter(|r| r.auth == "bearer").all(|r| r.user.is_none()), "{log:#?}");
 
-    wait_for_checks(&env, "bitbucket", 3).await;
+    wait_for_checks(&env, 3).await;
     let log = env.log();
     assert_eq!(sent_with(&log, "bearer"), sent, "the rejected token was sent again: {log:#?}");
     assert!(log.iter().all(|r| !r.path.contains("/projects/")), "the binding reached Bitbucket: {log:#?}");
@@ -345,7 +351,7 @@ async fn a_token_revoked_while_in_use_stops_every_call_until_the_secret_changes(
         assert!(message(&stopped).contains("Secret"), "{}", message(&stopped));
     }
     let sent = sent_with(&env.log(), "bearer");
-    wait_for_checks(&env, "bitbucket", 3).await;
+    wait_for_checks(&env, 3).await;
     let log = env.log();
     assert_eq!(sent_with(&log, "bearer"), sent, "the revoked token was sent again: {log:#?}");
 
@@ -355,4 +361,96 @@ async fn a_token_revoked_while_in_use_stops_every_call_until_the_secret_changes(
     env.wait_ready("projectbindings", "payments", "True", "Bound").await;
     env.wait_ready("requiredreports", "sonarqube", "True", "InSync").await;
     env.shutdown().await;
+}
+
+const RETRY_ANNOTATION: &str = "bitbucket.integrations.dev/retry-credentials";
+
+/// Issue: each restart forgot the rejection and tried the wrong password once more, until
+/// Bitbucket locked the account behind a CAPTCHA. The status remembers which version of which
+/// Secret was rejected; ten restarts (some of them crashes), each followed by a spec edit the
+/// restarted operator must take in, cost no further failed login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_password_is_not_sent_again_after_restarts() {
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(BASIC);
+    let refused = env.wait_ready("bitbucketconfigurations", "bitbucket", "False", "BadCredentials").await;
+    let remembered = &refused["status"]["rejectedCredential"];
+    assert_eq!(remembered["secret"]["name"], "svc-password", "{refused:#?}");
+    assert!(remembered["secret"]["resourceVersion"].is_string(), "{refused:#?}");
+    assert!(!refused["status"].to_string().contains("Xq7"), "the password reached the status");
+    assert!(message(&refused).contains(RETRY_ANNOTATION), "{}", message(&refused));
+    assert_eq!(env.bitbucket().failed_login_count("svc-operator"), 1);
+
+    for restart in 1..=10_i64 {
+        if restart % 2 == 0 {
+            env.kill_operator().await;
+        } else {
+            env.stop_operator().await;
+        }
+        env.start_operator();
+        let patch = json!({"spec": {"rateLimit": {"requestsPerSecond": 5 + restart, "burst": 60}}});
+        env.patch::<BitbucketConfiguration>("bitbucket", patch).await;
+        let seen = env
+            .wait("bitbucketconfigurations", "team-a", "bitbucket", "the edit observed after the restart", |o| {
+                o["status"]["observedGeneration"] == o["metadata"]["generation"]
+                    && o["metadata"]["generation"] == 1 + restart
+            })
+            .await;
+        assert_eq!(reason(&seen), "BadCredentials", "restart {restart}: {seen:#?}");
+    }
+    let failed = env.bitbucket().failed_login_count("svc-operator");
+    assert!(failed <= 1, "10 restarts cost {failed} failed logins");
+    assert_eq!(sent_with(&env.log(), "basic"), 1, "the rejected password was sent again: {:#?}", env.log());
+
+    // A new password in the Secret is tried at once, restart or not.
+    env.patch::<Secret>("svc-password", json!({"stringData": {"password": "correct horse"}})).await;
+    let connected = env.wait_ready("bitbucketconfigurations", "bitbucket", "True", "Connected").await;
+    assert!(connected["status"]["rejectedCredential"].is_null(), "{connected:#?}");
+    env.shutdown().await;
+}
+
+/// Issue: once an administrator cleared the CAPTCHA, nothing short of another Secret change or a
+/// restart made the operator try again. The annotation asks for exactly one attempt per new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_annotation_asks_for_exactly_one_attempt() {
+    let mut env = Env::new(SEED).await;
+    env.options.max_resync = Some(Duration::from_millis(300));
+    env.bitbucket().set_captcha_threshold(1);
+    env.start_operator();
+    env.apply(BASIC);
+    env.wait_ready("bitbucketconfigurations", "bitbucket", "False", "BadCredentials").await;
+    // The right password, but the one failed login already locked the account.
+    env.patch::<Secret>("svc-password", json!({"stringData": {"password": "correct horse"}})).await;
+    let locked = env.wait_ready("bitbucketconfigurations", "bitbucket", "False", "CaptchaRequired").await;
+    assert_eq!(locked["status"]["rejectedCredential"]["reason"], "CaptchaRequired", "{locked:#?}");
+    let sent = sent_with(&env.log(), "basic");
+
+    // Asked to try again while the account is still locked: one attempt, then quiet.
+    annotate(&env, "first").await;
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the first retry answered", |o| {
+        o["status"]["rejectedCredential"]["retryRequest"] == "first"
+    })
+    .await;
+    let after_first = sent_with(&env.log(), "basic");
+    assert_eq!(after_first, sent + 1, "one retry request, one attempt: {:#?}", env.log());
+    wait_for_checks(&env, 3).await;
+    assert_eq!(sent_with(&env.log(), "basic"), after_first, "a retry request was answered twice");
+
+    // Cleared in Bitbucket: the operator cannot know, and sends nothing until asked.
+    env.bitbucket().reset_captcha("svc-operator");
+    wait_for_checks(&env, 3).await;
+    assert_eq!(sent_with(&env.log(), "basic"), after_first, "the rejected credential was sent unasked");
+
+    // Cleared, asked again: connected.
+    env.bitbucket().reset_captcha("svc-operator");
+    annotate(&env, "second").await;
+    let connected = env.wait_ready("bitbucketconfigurations", "bitbucket", "True", "Connected").await;
+    assert!(connected["status"]["rejectedCredential"].is_null(), "{connected:#?}");
+    env.shutdown().await;
+}
+
+async fn annotate(env: &Env, value: &str) {
+    env.patch::<BitbucketConfiguration>("bitbucket", json!({"metadata": {"annotations": {RETRY_ANNOTATION: value}}}))
+        .await;
 }
