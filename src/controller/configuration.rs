@@ -217,9 +217,22 @@ fn remembered_rejection<'a, K: ConfigurationObject>(
         .filter(|rejected| rejected.secret == *credential && rejected.url == object.connection().url)
 }
 
-/// The value of the retry-credentials annotation.
+/// The value of the retry-credentials annotation as the status records it: the value itself
+/// when it is short plain text, otherwise a digest of it (the status field is bounded).
 fn retry_request<K: ConfigurationObject>(object: &K) -> Option<String> {
-    object.annotations().get(RETRY_CREDENTIALS_ANNOTATION).cloned()
+    object.annotations().get(RETRY_CREDENTIALS_ANNOTATION).map(|value| recorded_request(value))
+}
+
+fn recorded_request(value: &str) -> String {
+    let plain = value.len() <= 64 && value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if plain {
+        return value.to_owned();
+    }
+    // FNV-1a: stable across builds, unlike the standard hasher.
+    let digest = value
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("digest:{digest:016x}")
 }
 
 /// What the last good check learnt about the server, kept through failures.
@@ -321,4 +334,20 @@ async fn wait_for_users<K: ConfigurationObject>(
     }
     let status = object.status().cloned().unwrap_or_default();
     Ok(Cleanup::Waiting(status, Outcome::reconciling(reasons::IN_USE, message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recorded_request;
+
+    #[test]
+    fn a_retry_request_is_recorded_plainly_or_as_a_digest_that_tells_values_apart() {
+        assert_eq!(recorded_request("2026-12-01T10:00"), "2026-12-01T10:00");
+        let long = "x".repeat(10_000);
+        let recorded = recorded_request(&long);
+        assert!(recorded.starts_with("digest:") && recorded.len() < 64, "{recorded}");
+        assert_eq!(recorded, recorded_request(&long), "the same value is the same request");
+        assert_ne!(recorded, recorded_request(&"y".repeat(10_000)));
+        assert!(recorded_request("a\u{202e}b").starts_with("digest:"));
+    }
 }
