@@ -166,13 +166,14 @@ pub(crate) async fn list(
 ) -> Response {
     finish((|| {
         let (key, slug) = params(path)?;
-        let (start, limit) = page_params(query.as_deref());
         let events: Vec<String> = super::respond::query_pairs(query.as_deref().unwrap_or(""))
             .into_iter()
             .filter(|(k, _)| k == "event")
             .map(|(_, v)| v)
             .collect();
         let state = sim.lock();
+        let (start, limit) = page_params(query.as_deref(), state.features.page_limit);
+        let scoped = state.server.reports_webhook_scope();
         require(&state, &ctx.caller, &key, &slug, 3, false)?;
         let (_, repo) = super::repositories::find(&state, &key, &slug, false)?;
         let hooks: Vec<&Webhook> = repo
@@ -180,7 +181,7 @@ pub(crate) async fn list(
             .values()
             .filter(|w| events.is_empty() || w.events.iter().any(|e| events.contains(e)))
             .collect();
-        Ok(ok(&page(&hooks, start, limit, |w| w.to_json(true))))
+        Ok(ok(&page(&hooks, start, limit, |w| w.to_json(true, scoped))))
     })())
 }
 
@@ -213,7 +214,7 @@ pub(crate) async fn create(
             created: now,
             updated: now,
         };
-        let body = hook.to_json(false);
+        let body = hook.to_json(false, state.server.reports_webhook_scope());
         let repo = state.repo_mut(&key, &slug).ok_or_else(|| ApiError::no_such_repository(&key, &slug))?;
         repo.webhooks.insert(id, hook);
         Ok(ok(&body))
@@ -228,7 +229,7 @@ pub(crate) async fn get(AxState(sim): AxState<Simulator>, Extension(ctx): Extens
         require(&state, &ctx.caller, &key, &slug, 3, false)?;
         let (_, repo) = super::repositories::find(&state, &key, &slug, false)?;
         let hook = id.parse::<i64>().ok().and_then(|n| repo.webhooks.get(&n)).ok_or_else(|| no_such_webhook(&id))?;
-        Ok(ok(&hook.to_json(true)))
+        Ok(ok(&hook.to_json(true, state.server.reports_webhook_scope())))
     })())
 }
 
@@ -245,6 +246,7 @@ pub(crate) async fn update(
         let value = json_body(&headers, &body)?;
         let mut state = sim.lock();
         require(&state, &ctx.caller, &key, &slug, 3, false)?;
+        let scoped = state.server.reports_webhook_scope();
         let repo = state.repo_mut(&key, &slug).ok_or_else(|| ApiError::no_such_repository(&key, &slug))?;
         let hook =
             id.parse::<i64>().ok().and_then(|n| repo.webhooks.get_mut(&n)).ok_or_else(|| no_such_webhook(&id))?;
@@ -259,7 +261,7 @@ pub(crate) async fn update(
             input.credentials.map(|(username, password)| Credentials { username, password: password.or(old_password) });
         hook.ssl_verification_required = input.ssl_verification_required;
         hook.updated = now_ms().max(hook.created);
-        Ok(ok(&hook.to_json(true)))
+        Ok(ok(&hook.to_json(true, scoped)))
     })())
 }
 
