@@ -564,37 +564,6 @@ impl State {
     }
 }
 
-impl Webhook {
-    /// The wire object. `with_secret = false` is the create response (no `configuration.secret`);
-    /// `scoped` adds what newer servers report (`scopeType`, `sslVerificationRequired`).
-    pub fn to_json(&self, with_secret: bool, scoped: bool) -> Value {
-        let mut configuration = self.configuration.clone();
-        if !with_secret {
-            configuration.remove("secret");
-        }
-        let mut object = json!({
-            "id": self.id,
-            "name": self.name,
-            "createdDate": self.created,
-            "updatedDate": self.updated,
-            "events": self.events,
-            "configuration": configuration,
-            "url": self.url,
-            "active": self.active,
-        });
-        if let Some(map) = object.as_object_mut() {
-            if scoped {
-                map.insert("scopeType".into(), json!("repository"));
-                map.insert("sslVerificationRequired".into(), json!(self.ssl_verification_required));
-            }
-            if let Some(credentials) = &self.credentials {
-                map.insert("credentials".into(), json!({"username": credentials.username}));
-            }
-        }
-        object
-    }
-}
-
 /// Keeps the first occurrence of every value, in order.
 pub(crate) fn dedup(values: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(values.len());

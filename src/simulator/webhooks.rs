@@ -7,7 +7,7 @@ use axum::{
     http::HeaderMap,
     response::Response,
 };
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::{
     Ctx, Simulator,
@@ -148,6 +148,37 @@ fn parse(body: &Value) -> Result<Input, ApiError> {
         return Err(ApiError::validation(errors));
     }
     Ok(Input { name, url, events: dedup(&events), active, configuration, credentials, ssl_verification_required })
+}
+
+impl Webhook {
+    /// The wire object. `with_secret = false` is the create response (no `configuration.secret`);
+    /// `scoped` adds what newer servers report (`scopeType`, `sslVerificationRequired`).
+    pub fn to_json(&self, with_secret: bool, scoped: bool) -> Value {
+        let mut configuration = self.configuration.clone();
+        if !with_secret {
+            configuration.remove("secret");
+        }
+        let mut object = json!({
+            "id": self.id,
+            "name": self.name,
+            "createdDate": self.created,
+            "updatedDate": self.updated,
+            "events": self.events,
+            "configuration": configuration,
+            "url": self.url,
+            "active": self.active,
+        });
+        if let Some(map) = object.as_object_mut() {
+            if scoped {
+                map.insert("scopeType".into(), json!("repository"));
+                map.insert("sslVerificationRequired".into(), json!(self.ssl_verification_required));
+            }
+            if let Some(credentials) = &self.credentials {
+                map.insert("credentials".into(), json!({"username": credentials.username}));
+            }
+        }
+        object
+    }
 }
 
 fn no_such_webhook(id: &str) -> ApiError {
