@@ -176,6 +176,27 @@ pub(crate) struct ErrorDetail {
     pub enveloped: bool,
 }
 
+/// Why a credential was refused, when a 401's body says so unambiguously: a CAPTCHA lock, a wrong
+/// password, or (on 10.x) a request served as anonymous.
+pub(crate) fn credential_refusal(detail: &ErrorDetail) -> Option<Error> {
+    if detail.mentions_captcha() {
+        return Some(Error::CaptchaRequired);
+    }
+    if detail.exception_is("IncorrectPasswordAuthenticationException") {
+        return Some(Error::BadCredentials { reason: "wrong username or password".into() });
+    }
+    if detail.exception_is("AuthenticationRequiredException") {
+        return Some(Error::BadCredentials {
+            reason: "the credential was not recognised and the request was served as anonymous".into(),
+        });
+    }
+    None
+}
+
+/// The reason of a credential that worked at the connection check and is no longer recognised.
+pub(crate) const REVOKED: &str =
+    "the credential was revoked or is no longer recognised: Bitbucket no longer names its user";
+
 impl ErrorDetail {
     pub fn exception_is(&self, suffix: &str) -> bool {
         self.exception_name.as_deref().is_some_and(|name| name.ends_with(suffix))
@@ -191,8 +212,18 @@ impl ErrorDetail {
 impl Client {
     /// Sends a call, waiting on the rate limit and the concurrency bound, retrying transient
     /// failures where that is safe. Returns any response that is not a 429 or 5xx to the caller,
-    /// which interprets it.
+    /// which interprets it; a 401 after the identity was proven first has the identity checked
+    /// again (see [`Client::recheck_after_401`]).
     pub(crate) async fn send(&self, call: &Call) -> Result<Response, Error> {
+        let response = self.send_with_retries(call).await?;
+        if response.status == StatusCode::UNAUTHORIZED && call.authenticated && self.identity_proven() {
+            self.recheck_after_401(&response).await?;
+        }
+        Ok(response)
+    }
+
+    /// [`Client::send`] without the 401 re-check (which itself sends through here).
+    pub(crate) async fn send_with_retries(&self, call: &Call) -> Result<Response, Error> {
         if call.authenticated
             && let Some(rejected) = self.rejected()
         {
@@ -303,7 +334,7 @@ impl Client {
         self.inner.rejected.lock().map(|guard| guard.clone()).unwrap_or(None)
     }
 
-    fn reject(&self, error: Error) -> Error {
+    pub(crate) fn reject(&self, error: Error) -> Error {
         tracing::warn!(%error, "Bitbucket rejected the credential; no further calls are made with it");
         if let Ok(mut guard) = self.inner.rejected.lock() {
             *guard = Some(error.clone());
@@ -359,23 +390,49 @@ impl Client {
         }
     }
 
-    /// Bitbucket answers 401 for a bad credential and for a missing permission alike.
+    /// Bitbucket answers 401 for a bad credential and for a missing permission alike. After the
+    /// identity was proven, [`Client::send`] has already re-checked it for the ambiguous forms, so
+    /// a 401 that reaches here then is a missing permission.
     fn unauthorized(&self, call: &Call, detail: &ErrorDetail) -> Error {
-        if detail.mentions_captcha() {
-            return self.reject(Error::CaptchaRequired);
-        }
-        if detail.exception_is("IncorrectPasswordAuthenticationException") {
-            return self.reject(Error::BadCredentials { reason: "wrong username or password".into() });
-        }
-        if detail.exception_is("AuthenticationRequiredException") {
-            return self.reject(Error::BadCredentials {
-                reason: "the credential was not recognised and the request was served as anonymous".into(),
-            });
+        if let Some(refusal) = credential_refusal(detail) {
+            return self.reject(refusal);
         }
         if self.identity_proven() {
             Error::PermissionDenied { action: call.action.clone() }
         } else {
             self.reject(Error::BadCredentials { reason: "401 before the credential was proven".into() })
+        }
+    }
+
+    /// Up to 9.x, Bitbucket answers an unknown or revoked credential with the same
+    /// `AuthorisationException` as a missing permission, so a 401 after the connection check
+    /// proves nothing by itself: unless its body or headers settle it, the identity is checked
+    /// again, once, before the 401 is taken as a permission problem. A credential that is no
+    /// longer recognised is rejected, which stops every further request with it. 401s that
+    /// arrive while a check is under way wait for it and share its answer.
+    async fn recheck_after_401(&self, response: &Response) -> Result<(), Error> {
+        // The unambiguous forms are classified by `failure` on their own.
+        if credential_refusal(&response.error_detail()).is_some() {
+            return Ok(());
+        }
+        // A 401 that names the user was answered for a recognised credential.
+        if super::server::recognised_user(response).is_some() {
+            return Ok(());
+        }
+        let received = tokio::time::Instant::now();
+        let mut last_confirmed = self.inner.identity_recheck.lock().await;
+        if let Some(rejected) = self.rejected() {
+            return Err(rejected);
+        }
+        if last_confirmed.is_some_and(|sent| sent >= received) {
+            return Ok(());
+        }
+        let sent = tokio::time::Instant::now();
+        if self.identity_recognised().await? {
+            *last_confirmed = Some(sent);
+            Ok(())
+        } else {
+            Err(self.reject_credentials(REVOKED))
         }
     }
 

@@ -121,8 +121,11 @@ struct Inner {
     in_flight: tokio::sync::Semaphore,
     retry: RetryPolicy,
     /// Set once the connection check proved the credential: a 401 after that is a permission
-    /// problem, not a bad credential.
+    /// problem, not a bad credential, once the identity is checked again.
     identity_proven: AtomicBool,
+    /// When the last re-check after a 401 that confirmed the identity was sent; held while a
+    /// re-check is under way, so that concurrent 401s share it.
+    identity_recheck: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// Told about requests and rate-limit waits.
     observer: Option<Arc<dyn Observer>>,
     /// Set when Bitbucket rejected the credential: every later call fails at once, without a
@@ -167,6 +170,7 @@ impl Client {
                 retry: config.retry,
                 observer: config.observer,
                 identity_proven: AtomicBool::new(false),
+                identity_recheck: tokio::sync::Mutex::new(None),
                 rejected: Mutex::new(None),
             }),
         })

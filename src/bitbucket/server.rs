@@ -6,7 +6,10 @@ use std::{fmt, str::FromStr};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use super::{Client, Error, http::Call};
+use super::{
+    Client, Error,
+    http::{Call, Response, credential_refusal},
+};
 
 /// Oldest Bitbucket supported: HTTP access tokens, repository webhooks over REST and the webhook
 /// capabilities endpoint all exist from here on.
@@ -124,12 +127,7 @@ impl Client {
             return Err(Error::NotRunning { state });
         }
 
-        let call = Call::new(
-            Method::GET,
-            "GET /rest/api/1.0/application-properties",
-            &["rest", "api", "1.0", "application-properties"],
-            "read the application properties",
-        );
+        let call = application_properties();
         let response = self.send(&call).await?;
         if response.status != StatusCode::OK {
             return Err(self.failure(&call, &response, || Error::UnsupportedServer {
@@ -137,13 +135,10 @@ impl Client {
             }));
         }
         let properties: ApplicationProperties = self.parse(&call, &response)?;
-        let username = match response.header("x-ausername").map(str::trim) {
-            Some(name) if !name.is_empty() && !name.eq_ignore_ascii_case("anonymous") => name.to_owned(),
-            _ => {
-                return Err(self.reject_credentials(
-                    "the credential was not recognised: Bitbucket served the request as anonymous",
-                ));
-            }
+        let Some(username) = recognised_user(&response).map(str::to_owned) else {
+            return Err(
+                self.reject_credentials("the credential was not recognised: Bitbucket served the request as anonymous")
+            );
         };
         let version: Version = properties.version.parse().map_err(|reason| Error::UnsupportedServer { reason })?;
         if version < MINIMUM_VERSION {
@@ -174,6 +169,24 @@ impl Client {
         })
     }
 
+    /// Whether Bitbucket still recognises the credential, asked again after a 401 that could mean
+    /// either a missing permission or a credential gone bad. The application properties are
+    /// readable anonymously, so only `X-AUSERNAME` tells; a 401 there is a refused credential.
+    pub(crate) async fn identity_recognised(&self) -> Result<bool, Error> {
+        let call = application_properties();
+        let response = self.send_with_retries(&call).await?;
+        match response.status {
+            StatusCode::OK => Ok(recognised_user(&response).is_some()),
+            StatusCode::UNAUTHORIZED => match credential_refusal(&response.error_detail()) {
+                Some(refusal) => Err(self.reject(refusal)),
+                None => Ok(false),
+            },
+            _ => Err(self.failure(&call, &response, || Error::UnsupportedServer {
+                reason: "the server has no /rest/api/1.0/application-properties".into(),
+            })),
+        }
+    }
+
     /// `GET /rest/capabilities`: which features the server announces. A server without the
     /// endpoint announces none.
     pub async fn capabilities(&self) -> Result<Capabilities, Error> {
@@ -191,6 +204,24 @@ impl Client {
             code_insights: body.capabilities.contains_key("code-insights"),
         })
     }
+}
+
+fn application_properties() -> Call {
+    Call::new(
+        Method::GET,
+        "GET /rest/api/1.0/application-properties",
+        &["rest", "api", "1.0", "application-properties"],
+        "read the application properties",
+    )
+}
+
+/// The user a response was answered for (`X-AUSERNAME`); `None` for anonymous, which Bitbucket
+/// marks by leaving the header out (or, like Jira, by writing `anonymous`).
+pub(crate) fn recognised_user(response: &Response) -> Option<&str> {
+    response
+        .header("x-ausername")
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && !name.eq_ignore_ascii_case("anonymous"))
 }
 
 #[cfg(test)]

@@ -169,14 +169,12 @@ pub(crate) fn authenticate(state: &mut State, header: Option<&HeaderValue>) -> R
     }
 }
 
-/// The 401 for a caller who may not do something: anonymous callers are asked to authenticate,
-/// authenticated ones are told they lack permission (401, not 403).
-pub(crate) fn denied(caller: &Caller) -> ApiError {
-    if caller.is_anonymous() {
-        ApiError::new(401, NOT_PERMITTED, Some(AUTHENTICATION_REQUIRED))
-    } else {
-        ApiError::new(401, NOT_PERMITTED, Some(AUTHORISATION))
-    }
+/// The 401 for a caller who may not do something (401, not 403, even for a missing permission).
+/// Anonymous callers (an unknown or revoked token included) get the same answer as authenticated
+/// ones before 10.x; 10.x asks them to authenticate.
+pub(crate) fn denied(state: &State, caller: &Caller) -> ApiError {
+    let exception = if caller.is_anonymous() { state.server.unauthenticated_exception() } else { AUTHORISATION };
+    ApiError::new(401, NOT_PERMITTED, Some(exception))
 }
 
 fn is_global_admin(state: &State, caller: &Caller) -> bool {

@@ -1,6 +1,6 @@
 //! The control API under `/__simulator/` (no authentication, no faults, not counted): inspect the
-//! state and the request log, inject faults, flip features, and change repositories behind the
-//! operator's back.
+//! state and the request log, inject faults, flip features, and change repositories, tokens and
+//! permissions behind the operator's back.
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::{
     Faults, RateLimit, SimError, Simulator,
     respond::{json_response, no_content, ok, query_pairs},
+    seed::Permission,
 };
 
 pub(crate) fn router(sim: Simulator) -> Router {
@@ -28,6 +29,10 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/__simulator/rate-limit", put(rate_limit))
         .route("/__simulator/features", put(features))
         .route("/__simulator/captcha/reset", post(captcha_reset))
+        .route("/__simulator/tokens", post(add_token))
+        .route("/__simulator/tokens/revoke", post(revoke_token))
+        .route("/__simulator/projects/{key}/permissions/{user}", put(project_permission))
+        .route("/__simulator/projects/{key}/repos/{slug}/permissions/{user}", put(repository_permission))
         .route("/__simulator/projects/{key}/repos/{slug}", post(create_repo).delete(delete_repo))
         .route("/__simulator/projects/{key}/repos/{slug}/archived", put(archive_repo))
         .route("/__simulator/projects/{key}/repos/{slug}/webhooks/{id}", delete(delete_webhook))
@@ -44,7 +49,10 @@ fn sim_error(e: SimError) -> Response {
         SimError::NoSuchProject(_) | SimError::NoSuchRepository(_) | SimError::NoSuchWebhook(_) => 404,
         SimError::NoSuchUser(_) => 404,
         SimError::RepositoryExists(_) | SimError::TokenInUse => 409,
-        SimError::InvalidSlug(_) | SimError::InvalidToken | SimError::InvalidMergeCheck(_) => 400,
+        SimError::InvalidSlug(_)
+        | SimError::InvalidToken
+        | SimError::InvalidMergeCheck(_)
+        | SimError::WrongPermissionKind(_) => 400,
     };
     error(status, e.to_string())
 }
@@ -152,6 +160,10 @@ struct FeaturesBody {
     basic_auth_disabled: Option<bool>,
     #[serde(default)]
     captcha_threshold: Option<u32>,
+    #[serde(default)]
+    ssh: Option<bool>,
+    #[serde(default)]
+    page_limit: Option<usize>,
 }
 
 async fn features(AxState(sim): AxState<Simulator>, body: Bytes) -> Response {
@@ -167,6 +179,15 @@ async fn features(AxState(sim): AxState<Simulator>, body: Bytes) -> Response {
     }
     if let Some(threshold) = body.captcha_threshold {
         sim.set_captcha_threshold(threshold);
+    }
+    if let Some(on) = body.ssh {
+        sim.set_ssh_enabled(on);
+    }
+    if let Some(limit) = body.page_limit {
+        if limit == 0 {
+            return error(400, "pageLimit must be at least 1");
+        }
+        sim.set_page_limit(limit);
     }
     ok(&sim.state_json()["features"])
 }
@@ -233,6 +254,77 @@ async fn delete_merge_check(
     Path((key, slug, report_key)): Path<(String, String, String)>,
 ) -> Response {
     match sim.delete_merge_check(&key, &slug, &report_key) {
+        Ok(()) => no_content(),
+        Err(e) => sim_error(e),
+    }
+}
+
+/// `{"user", "token"}`: the token value travels in the body, never in a URL.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    user: String,
+    token: String,
+}
+
+async fn add_token(AxState(sim): AxState<Simulator>, body: Bytes) -> Response {
+    let body: TokenBody = match parse(&body) {
+        Ok(b) => b,
+        Err(message) => return error(400, message),
+    };
+    match sim.add_token(&body.user, &body.token) {
+        Ok(()) => no_content(),
+        Err(e) => sim_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    token: String,
+}
+
+/// 204 when the token was there, 404 when it was not.
+async fn revoke_token(AxState(sim): AxState<Simulator>, body: Bytes) -> Response {
+    let body: RevokeBody = match parse(&body) {
+        Ok(b) => b,
+        Err(message) => return error(400, message),
+    };
+    if sim.lock().revoke_token(&body.token) { no_content() } else { error(404, "no such token") }
+}
+
+/// `{"permission": "PROJECT_READ"}` grants, `{"permission": null}` drops the grant.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermissionBody {
+    permission: Option<Permission>,
+}
+
+async fn project_permission(
+    AxState(sim): AxState<Simulator>,
+    Path((key, user)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: PermissionBody = match parse(&body) {
+        Ok(b) => b,
+        Err(message) => return error(400, message),
+    };
+    match sim.set_project_permission(&key, &user, body.permission) {
+        Ok(()) => no_content(),
+        Err(e) => sim_error(e),
+    }
+}
+
+async fn repository_permission(
+    AxState(sim): AxState<Simulator>,
+    Path((key, slug, user)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: PermissionBody = match parse(&body) {
+        Ok(b) => b,
+        Err(message) => return error(400, message),
+    };
+    match sim.set_repository_permission(&key, &slug, &user, body.permission) {
         Ok(()) => no_content(),
         Err(e) => sim_error(e),
     }

@@ -69,7 +69,11 @@ impl State {
                             "state": r.state.as_str(),
                             "archived": r.archived,
                             "permissions": perms(&r.permissions, false),
-                            "webhooks": r.webhooks.values().map(|w| w.to_json(true)).collect::<Vec<_>>(),
+                            "forkable": r.forkable,
+                            "webhooks": r.webhooks
+                                .values()
+                                .map(|w| w.to_json(true, self.server.reports_webhook_scope()))
+                                .collect::<Vec<_>>(),
                             "mergeChecks": r.merge_checks.values().map(MergeCheck::to_json).collect::<Vec<_>>(),
                         })
                     })
@@ -101,6 +105,8 @@ impl State {
                 "requiredReports": self.features.required_reports,
                 "basicAuthDisabled": self.features.basic_auth_disabled,
                 "captchaThreshold": self.features.captcha_threshold,
+                "ssh": self.features.ssh,
+                "pageLimit": self.features.page_limit,
             },
             "rateLimit": match self.rate_limit {
                 Some(rl) => json!({"enabled": true, "capacity": rl.capacity, "fillRate": rl.fill_rate}),

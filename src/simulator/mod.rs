@@ -23,10 +23,24 @@
 //! requests that match no route count as `METHOD <unmatched>`. A dropped connection is logged
 //! with status 0.
 //!
+//! # What recorded servers decide (§11)
+//!
+//! - The server's version in the seed picks the version-dependent answers: the 401 for a caller
+//!   who is not authenticated (a missing, unknown or revoked credential) names
+//!   `com.atlassian.bitbucket.AuthorisationException` up to 9.x, the same as a missing
+//!   permission, and `...AuthenticationRequiredException` from 10.0; repositories carry
+//!   `archived` from 8.0.
+//! - `X-AREQUESTID` is on every `/rest` response (anonymous, refused and failed ones included);
+//!   `X-AUSERNAME`/`X-AUSERID` only when a user is authenticated; `Cache-Control: no-cache,
+//!   no-transform` on every `/rest` response, and a second `Cache-Control: private, no-cache`,
+//!   `Pragma: no-cache` and `X-ASESSIONID` on those of a Basic login.
+//! - SSH clone links only with `features.ssh` (on by default); `forkable` per repository;
+//!   `features.pageLimit` caps every page below what was asked.
+//!
 //! # Guesses where the contract is UNCONFIRMED
 //!
-//! 1. Anonymous requests carry no `X-AUSERNAME` header at all (not `anonymous`), nor `X-AUSERID` /
-//!    `X-AREQUESTID` (§1.3).
+//! 1. Anonymous requests carry no `X-AUSERNAME` header at all (not `anonymous`) (§1.3). Every
+//!    Basic login opens a new session: no cookie is sent, and none would be honoured.
 //! 2. No `WWW-Authenticate` challenge is sent with any 401 (§1.5).
 //! 3. A CAPTCHA-locked user's Basic requests get **401** (not 403) with the standard envelope,
 //!    exceptionName `com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException` and message
@@ -45,9 +59,10 @@
 //!    `/rest` request of an authenticated (Basic or Bearer) user, anonymous ones excluded; a change
 //!    of the rate-limit settings refills every bucket.
 //! 7. `GET /status` always answers `{"state":"RUNNING"}`; the other states are never produced (§1.4).
-//! 8. `GET /rest/capabilities` is readable anonymously and lists only `webhooks` and (from 5.15)
-//!    `code-insights`; the linked `/rest/webhooks/latest/capabilities` and
-//!    `/rest/insights/latest/capabilities` are not served (404) (§2.3).
+//! 8. `GET /rest/capabilities` is readable anonymously and lists the 16 entries of §11 on every
+//!    version, plus `code-insights` from 5.15; the fourth `dev-status-*` name and the paths of a
+//!    few entries are guessed (see `server.rs`); none of the linked endpoints is served (404)
+//!    (§2.3).
 //! 9. Personal projects: every user has one (`~NAME`), visible to its owner and to global admins
 //!    only, with no `public` key and no `description`; repository lookups by slug are
 //!    case-insensitive like project keys (§4.1).
@@ -60,9 +75,9 @@
 //!     without `permissions` has its user's full rights; an empty list grants nothing beyond being
 //!     authenticated (§1.1).
 //! 12. The clone links' order alternates from one rendered repository to the next (both orders occur
-//!     within one page); the `ssh` link is always present (§4.3).
+//!     within one page) (§4.3).
 //! 13. Unparsable or negative `start`/`limit` fall back to the defaults (0 / 25), `limit=0` means 25
-//!     (§3). No `filter` key is added to pages.
+//!     (§3); a page cap below 25 also lowers the default. No `filter` key is added to pages.
 //! 14. Webhook create answers **200** (spec) rather than 201 (§6.1); the create response never
 //!     contains `configuration.secret` (other configuration keys are echoed).
 //! 15. Webhook PUT validates its body exactly like POST and answers 400 on the same faults (§6.1).
@@ -100,22 +115,26 @@
 //!     `{"message":"Basic Authentication has been disabled on this instance."}` (JSON content type),
 //!     before anything else; the failed-login counter is not touched.
 //! 26. `GET /users` needs only authentication (anonymous → 401 on every simulated version, as
-//!     reported for 10.x); users come sorted by slug, `filter` matches a substring of name, display
+//!     reported for 10.x, with that version's body); users come sorted by slug, `filter` matches a substring of name, display
 //!     name or e-mail address; `emailAddress` defaults to `<name>@example.com`.
 //! 27. 404 messages repeat the project key and slug as written in the URL (not upper-cased); path
 //!     parameters that cannot be decoded answer 404 with exceptionName `null`.
 //! 28. Fixed `buildDate` values (`"1718000000000"` in application-properties,
 //!     `"2024-06-10T06:13:20Z"` in capabilities); `hierarchyId` is 20 random hex digits;
-//!     `forkable` is always true; the `X-AREQUESTID` node id is 7 random characters per simulator
-//!     and the minute of day is UTC.
+//!     `forkable` defaults to true; the `X-AREQUESTID` node id is 7 random characters per
+//!     simulator, the minute of day is UTC and the last part is always 0.
 //! 29. `updatedDate` of a webhook changes on every PUT, `createdDate` never; the `event` query
 //!     parameter of the webhook list filters by event (any match).
-//! 30. Drops need a connection to kill: with [`Simulator::serve`] the client sees the connection
+//! 30. Version thresholds nobody recorded: `hierarchyId` from 7.0 (absent on a 2019 server),
+//!     webhooks' `scopeType` and `sslVerificationRequired` from 8.0 (absent on 2018/2019 servers),
+//!     the 10.x form of the unauthenticated 401 from exactly 10.0.
+//! 31. Drops need a connection to kill: with [`Simulator::serve`] the client sees the connection
 //!     close without a response; with [`Simulator::router`] served by someone else, a "dropped"
 //!     request is answered 500 instead.
 
 pub mod seed;
 
+mod access;
 mod auth;
 mod control;
 mod dump;
@@ -210,6 +229,8 @@ pub enum SimError {
     TokenInUse,
     #[error("invalid merge check: {0}")]
     InvalidMergeCheck(String),
+    #[error("{0}")]
+    WrongPermissionKind(String),
 }
 
 struct Inner {
@@ -314,6 +335,16 @@ impl Simulator {
         self.lock().features.basic_auth_disabled = on;
     }
 
+    /// With SSH off, repositories carry only their `http` clone link.
+    pub fn set_ssh_enabled(&self, on: bool) {
+        self.lock().features.ssh = on;
+    }
+
+    /// The largest page a list answers (at least 1, at most 1000).
+    pub fn set_page_limit(&self, limit: usize) {
+        self.lock().features.page_limit = limit.clamp(1, respond::MAX_LIMIT);
+    }
+
     /// Consecutive failed Basic logins that lock a user (0 = never).
     pub fn set_captcha_threshold(&self, threshold: u32) {
         self.lock().features.captcha_threshold = threshold;
@@ -409,7 +440,29 @@ impl Simulator {
 
     /// Removes a token; it is then served as anonymous. Unknown tokens are ignored.
     pub fn revoke_token(&self, token: &str) {
-        self.lock().tokens.remove(token);
+        self.lock().revoke_token(token);
+    }
+
+    /// Grants `user` a `PROJECT_*` permission on a project, or drops its grant (`None`).
+    pub fn set_project_permission(
+        &self,
+        project_key: &str,
+        user: &str,
+        permission: Option<seed::Permission>,
+    ) -> Result<(), SimError> {
+        self.lock().set_project_permission(project_key, user, permission)
+    }
+
+    /// Grants `user` a `REPO_*` permission on a repository, or drops its grant (`None`); a
+    /// project grant keeps applying.
+    pub fn set_repository_permission(
+        &self,
+        project_key: &str,
+        slug: &str,
+        user: &str,
+        permission: Option<seed::Permission>,
+    ) -> Result<(), SimError> {
+        self.lock().set_repository_permission(project_key, slug, user, permission)
     }
 
     /// The `/__simulator/state` dump (no passwords or token values).
@@ -472,7 +525,6 @@ pub(crate) struct Ctx {
 struct Identity {
     name: String,
     id: i64,
-    request_id: String,
 }
 
 enum Admission {
@@ -504,7 +556,7 @@ async fn pipeline(AxState(sim): AxState<Simulator>, mut request: Request, next: 
     let kind = AuthKind::of(authorization.as_ref());
     let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
 
-    let (latency, admission, identity, base) = {
+    let (latency, admission, identity, base, request_id, session) = {
         let mut state = sim.lock();
         let base: Arc<str> = match (&state.base_url, host) {
             (Some(base), _) => base.clone(),
@@ -531,9 +583,13 @@ async fn pipeline(AxState(sim): AxState<Simulator>, mut request: Request, next: 
         };
         let identity = caller.and_then(|c| c.user).and_then(|uid| {
             let (name, id) = state.users.get(uid).map(|u| (u.name.clone(), u.id))?;
-            Some(Identity { name, id, request_id: state.next_request_id() })
+            Some(Identity { name, id })
         });
-        (latency, admission, identity, base)
+        let request_id = is_rest.then(|| state.next_request_id());
+        // A Basic login opens a session; a bearer token does not.
+        let basic_login = identity.is_some() && caller.is_some_and(|c| c.kind == AuthKind::Basic);
+        let session = (is_rest && basic_login).then(|| state.next_session_id());
+        (latency, admission, identity, base, request_id, session)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -593,18 +649,22 @@ async fn pipeline(AxState(sim): AxState<Simulator>, mut request: Request, next: 
 
     if is_rest {
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+        if let Some(session) = session.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            headers.insert(HeaderName::from_static("x-asessionid"), session);
+        }
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         headers.insert(header::VARY, HeaderValue::from_static("x-ausername,x-auserid,cookie,accept-encoding"));
+        if let Some(id) = request_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+            headers.insert(HeaderName::from_static("x-arequestid"), id);
+        }
         if let Some(identity) = &identity {
             if let Ok(name) = HeaderValue::from_str(&identity.name) {
                 headers.insert(HeaderName::from_static("x-ausername"), name);
             }
             headers.insert(HeaderName::from_static("x-auserid"), HeaderValue::from(identity.id));
-            if let Ok(id) = HeaderValue::from_str(&identity.request_id) {
-                headers.insert(HeaderName::from_static("x-arequestid"), id);
-            }
         }
     }
 
@@ -635,3 +695,5 @@ async fn not_found(request: Request) -> Response {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod version_tests;

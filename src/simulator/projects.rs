@@ -86,7 +86,7 @@ pub(crate) async fn get_project(
         let state = sim.lock();
         let project = state.project(&key).ok_or_else(|| ApiError::no_such_project(&key))?;
         if !can_view_project(&state, &ctx.caller, project) {
-            return Err(denied(&ctx.caller));
+            return Err(denied(&state, &ctx.caller));
         }
         Ok(ok(&project_view(&state, project, &ctx.base)))
     })())

@@ -17,7 +17,8 @@ use super::{
     state::{Project, ProjectKind, Repo, State},
 };
 
-/// The repository object (§4.3).
+/// The repository object (§4.3); `hierarchyId` and `archived` only on the versions that report
+/// them.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RepoView<'a> {
@@ -26,20 +27,23 @@ pub(crate) struct RepoView<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
-    hierarchy_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hierarchy_id: Option<&'a str>,
     scm_id: &'static str,
     state: &'static str,
     status_message: &'static str,
     forkable: bool,
     project: ProjectView<'a>,
     public: bool,
-    archived: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived: Option<bool>,
     links: RepoLinks,
 }
 
 #[derive(Debug, Serialize)]
 pub(crate) struct RepoLinks {
-    clone: [CloneLink; 2],
+    /// `http` alone when SSH is off.
+    clone: Vec<CloneLink>,
     #[serde(rename = "self")]
     self_: [Href; 1],
 }
@@ -50,7 +54,7 @@ pub(crate) struct CloneLink {
     name: &'static str,
 }
 
-/// `ssh_first` decides the order of `links.clone`.
+/// `ssh_first` decides the order of `links.clone` (when there is an `ssh` link).
 pub(crate) fn repo_view<'a>(
     state: &'a State,
     project: &'a Project,
@@ -60,8 +64,12 @@ pub(crate) fn repo_view<'a>(
 ) -> RepoView<'a> {
     let key_lower = project.key.to_lowercase();
     let http = CloneLink { href: format!("{base}/scm/{key_lower}/{}.git", repo.slug), name: "http" };
-    let ssh = CloneLink { href: format!("ssh://git@127.0.0.1:7999/{key_lower}/{}.git", repo.slug), name: "ssh" };
-    let clone = if ssh_first { [ssh, http] } else { [http, ssh] };
+    let clone = if state.features.ssh {
+        let ssh = CloneLink { href: format!("ssh://git@127.0.0.1:7999/{key_lower}/{}.git", repo.slug), name: "ssh" };
+        if ssh_first { vec![ssh, http] } else { vec![http, ssh] }
+    } else {
+        vec![http]
+    };
     let browse = match project.kind {
         ProjectKind::Personal(owner) => format!(
             "{base}/users/{}/repos/{}/browse",
@@ -75,14 +83,14 @@ pub(crate) fn repo_view<'a>(
         id: repo.id,
         name: &repo.name,
         description: repo.description.as_deref(),
-        hierarchy_id: &repo.hierarchy_id,
+        hierarchy_id: state.server.reports_hierarchy_id().then_some(repo.hierarchy_id.as_str()),
         scm_id: "git",
         state: repo.state.as_str(),
         status_message: repo.state.status_message(),
-        forkable: true,
+        forkable: repo.forkable,
         project: project_view(state, project, base),
         public: project.public,
-        archived: repo.archived,
+        archived: state.server.reports_archived().then_some(repo.archived),
         links: RepoLinks { clone, self_: [Href { href: browse }] },
     }
 }
@@ -118,7 +126,7 @@ pub(crate) fn require(
 ) -> Result<(), ApiError> {
     let (project, repo) = find(state, key, slug, project_as_repo)?;
     if repo_level(state, caller, project, repo) < level {
-        return Err(denied(caller));
+        return Err(denied(state, caller));
     }
     Ok(())
 }
@@ -132,14 +140,14 @@ pub(crate) async fn list(
 ) -> Response {
     finish((|| {
         let key = params(path)?;
-        let (start, limit) = page_params(query.as_deref());
         let mut guard = sim.lock();
+        let (start, limit) = page_params(query.as_deref(), guard.features.page_limit);
         let flip = guard.clone_flip;
         guard.clone_flip = !flip;
         let state = &*guard;
         let project = state.project(&key).ok_or_else(|| ApiError::no_such_project(&key))?;
         if !can_view_project(state, &ctx.caller, project) {
-            return Err(denied(&ctx.caller));
+            return Err(denied(state, &ctx.caller));
         }
         let readable: Vec<&Repo> =
             project.repos.values().filter(|r| repo_level(state, &ctx.caller, project, r) >= 1).collect();

@@ -130,9 +130,11 @@ pub(crate) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiEr
     serde_json::from_slice(body).map_err(|_| ApiError::new(400, "The request body is not valid JSON.", None))
 }
 
-/// `start`/`limit` from a raw query string: defaults 0/25, limit capped at 1000; unreadable values
-/// fall back to the defaults and `limit=0` means the default.
-pub(crate) fn page_params(query: Option<&str>) -> (usize, usize) {
+/// `start`/`limit` from a raw query string: defaults 0/25, limit capped at `max` (the server's page
+/// cap, itself at most 1000); unreadable values fall back to the defaults and `limit=0` means the
+/// default.
+pub(crate) fn page_params(query: Option<&str>, max: usize) -> (usize, usize) {
+    let max = max.clamp(1, MAX_LIMIT);
     let mut start = 0;
     let mut limit = DEFAULT_LIMIT;
     for (key, value) in query_pairs(query.unwrap_or("")) {
@@ -141,13 +143,13 @@ pub(crate) fn page_params(query: Option<&str>) -> (usize, usize) {
             "limit" => {
                 limit = match value.parse::<usize>() {
                     Ok(0) | Err(_) => DEFAULT_LIMIT,
-                    Ok(n) => n.min(MAX_LIMIT),
+                    Ok(n) => n,
                 }
             }
             _ => {}
         }
     }
-    (start, limit)
+    (start, limit.min(max))
 }
 
 /// The paged envelope; `nextPageStart` only when this is not the last page.
@@ -256,14 +258,19 @@ mod tests {
 
     #[test]
     fn page_parameters() {
-        assert_eq!(page_params(None), (0, 25));
-        assert_eq!(page_params(Some("limit=1000")), (0, 1000));
-        assert_eq!(page_params(Some("limit=5000&start=10")), (10, 1000));
-        assert_eq!(page_params(Some("limit=0")), (0, 25));
-        assert_eq!(page_params(Some("limit=-3&start=x")), (0, 25));
-        assert_eq!(page_params(Some("start=18446744073709551616")), (0, 25));
-        assert_eq!(page_params(Some("&&limit=7&other=%zz")), (0, 7));
-        let capped = page(&numbers(1500), 0, page_params(Some("limit=99999")).1, |n| json!(n));
+        assert_eq!(page_params(None, MAX_LIMIT), (0, 25));
+        assert_eq!(page_params(Some("limit=1000"), MAX_LIMIT), (0, 1000));
+        assert_eq!(page_params(Some("limit=5000&start=10"), MAX_LIMIT), (10, 1000));
+        assert_eq!(page_params(Some("limit=0"), MAX_LIMIT), (0, 25));
+        assert_eq!(page_params(Some("limit=-3&start=x"), MAX_LIMIT), (0, 25));
+        assert_eq!(page_params(Some("start=18446744073709551616"), MAX_LIMIT), (0, 25));
+        assert_eq!(page_params(Some("&&limit=7&other=%zz"), MAX_LIMIT), (0, 7));
+        // A server with a lower cap answers less than asked, the default included.
+        assert_eq!(page_params(Some("limit=200"), 25), (0, 25));
+        assert_eq!(page_params(None, 10), (0, 10));
+        assert_eq!(page_params(Some("limit=3"), 25), (0, 3));
+        assert_eq!(page_params(Some("limit=5000"), 5000), (0, 1000));
+        let capped = page(&numbers(1500), 0, page_params(Some("limit=99999"), MAX_LIMIT).1, |n| json!(n));
         assert_eq!(capped["limit"], json!(1000));
         assert_eq!(capped["size"], json!(1000));
         assert_eq!(capped["nextPageStart"], json!(1000));

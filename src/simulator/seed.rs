@@ -99,6 +99,11 @@ pub struct FeaturesSeed {
     pub captcha_threshold: u32,
     /// Server-side rate limit (off by default).
     pub rate_limit: RateLimitSeed,
+    /// Whether SSH access is on: repositories then carry an `ssh` clone link. Default true.
+    pub ssh: bool,
+    /// The largest page a list answers: a bigger `limit` is capped to it and the page says so
+    /// (a real server answered `limit: 25` to a request for 200). Default 1000.
+    pub page_limit: u32,
 }
 
 impl Default for FeaturesSeed {
@@ -108,6 +113,8 @@ impl Default for FeaturesSeed {
             basic_auth_disabled: false,
             captcha_threshold: 5,
             rate_limit: RateLimitSeed::default(),
+            ssh: true,
+            page_limit: 1000,
         }
     }
 }
@@ -239,7 +246,7 @@ pub struct ProjectSeed {
 }
 
 /// A repository.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RepositorySeed {
     pub slug: String,
@@ -250,8 +257,12 @@ pub struct RepositorySeed {
     pub description: Option<String>,
     #[serde(default)]
     pub state: RepositoryState,
+    /// Reported only by servers from 8.0 on.
     #[serde(default)]
     pub archived: bool,
+    /// Whether the repository may be forked. Default true.
+    #[serde(default = "yes")]
+    pub forkable: bool,
     /// user name → REPO_READ | REPO_WRITE | REPO_ADMIN.
     #[serde(default)]
     pub permissions: BTreeMap<String, Permission>,
@@ -259,6 +270,22 @@ pub struct RepositorySeed {
     pub webhooks: Vec<WebhookSeed>,
     #[serde(default)]
     pub merge_checks: Vec<MergeCheckSeed>,
+}
+
+impl Default for RepositorySeed {
+    fn default() -> Self {
+        Self {
+            slug: String::new(),
+            name: None,
+            description: None,
+            state: RepositoryState::default(),
+            archived: false,
+            forkable: true,
+            permissions: BTreeMap::new(),
+            webhooks: Vec::new(),
+            merge_checks: Vec::new(),
+        }
+    }
 }
 
 /// `state` of a repository.
@@ -398,6 +425,12 @@ impl Seed {
         if parse_version(&self.server.version).is_none() {
             return Err(SeedError::InvalidVersion(self.server.version.clone()));
         }
+        if self.features.page_limit == 0 {
+            return Err(SeedError::InvalidFeature {
+                field: "pageLimit".into(),
+                message: "must be at least 1 (it is the largest page a list answers)".into(),
+            });
+        }
         if self.features.rate_limit.enabled && self.features.rate_limit.capacity == 0 {
             return Err(SeedError::InvalidFeature {
                 field: "rateLimit.capacity".into(),
@@ -506,7 +539,7 @@ mod tests {
 
     const GOOD: &str = r#"
 server: {version: "8.19.1"}
-features: {requiredReports: false, captchaThreshold: 3, rateLimit: {enabled: true, capacity: 10, fillRate: 2}}
+features: {requiredReports: false, captchaThreshold: 3, rateLimit: {enabled: true, capacity: 10, fillRate: 2}, ssh: false, pageLimit: 25}
 users:
   - name: svc-operator
     displayName: Operator Service
@@ -526,6 +559,7 @@ projects:
         name: Payments API
         state: INITIALISING
         archived: true
+        forkable: false
         permissions: {jdoe: REPO_ADMIN}
         webhooks: [{name: ci, url: "https://ci/h", events: ["repo:refs_changed"], active: true, secret: "x", sslVerificationRequired: true}]
         mergeChecks: [{reportKey: com.sonarsource.sonarqube, mustPass: true, minSeverity: LOW}]
@@ -539,13 +573,15 @@ projects:
         assert!(!seed.features.required_reports);
         assert_eq!(seed.features.captcha_threshold, 3);
         assert_eq!(seed.features.rate_limit, RateLimitSeed { enabled: true, capacity: 10, fill_rate: 2 });
+        assert!(!seed.features.ssh);
+        assert_eq!(seed.features.page_limit, 25);
         assert_eq!(seed.users.len(), 2);
         assert_eq!(seed.users[0].global_permission, Some(GlobalPermission::Admin));
         assert_eq!(seed.users[0].tokens[0].permissions, Some(vec![Permission::ProjectAdmin]));
         assert_eq!(seed.users[0].repositories[0].slug, "dotfiles");
         let repo = &seed.projects[0].repositories[0];
         assert_eq!(repo.state, RepositoryState::Initialising);
-        assert!(repo.archived);
+        assert!(repo.archived && !repo.forkable);
         assert_eq!(repo.permissions["jdoe"], Permission::RepoAdmin);
         assert_eq!(repo.webhooks[0].secret.as_deref(), Some("x"));
         assert_eq!(repo.merge_checks[0].min_severity, Some(Severity::Low));
@@ -559,7 +595,12 @@ projects:
         assert!(!seed.features.basic_auth_disabled);
         assert_eq!(seed.features.captcha_threshold, 5);
         assert_eq!(seed.features.rate_limit, RateLimitSeed { enabled: false, capacity: 60, fill_rate: 5 });
+        assert!(seed.features.ssh);
+        assert_eq!(seed.features.page_limit, 1000);
         assert_eq!(Seed::default().users.len(), 0);
+        let repo = Seed::from_yaml("projects: [{key: A, repositories: [{slug: r}]}]\n").unwrap();
+        assert!(repo.projects[0].repositories[0].forkable, "repositories are forkable unless the seed says not");
+        assert!(RepositorySeed::default().forkable);
     }
 
     fn err(text: &str) -> String {

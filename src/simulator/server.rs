@@ -35,13 +35,37 @@ pub(crate) async fn application_properties(AxState(sim): AxState<Simulator>) -> 
     }))
 }
 
-/// `GET /rest/capabilities` (anonymous allowed).
+/// What `/rest/capabilities` lists besides `code-insights`, with the paths they point to. The
+/// names are those of recorded 2019–2021 servers (§11); the paths of `build`, `deployment`,
+/// `repository-mirroring` and `dev-status-detail-branch` are guesses, and so is the name
+/// `dev-status-detail-branch` itself (the fourth `dev-status-*`).
+const CAPABILITIES: &[(&str, &str)] = &[
+    ("webhooks", "/rest/webhooks/latest/capabilities"),
+    ("build", "/rest/build-status/latest/capabilities"),
+    ("deployment", "/rest/deployments/latest/capabilities"),
+    ("navigation", "/rest/capabilities/navigation"),
+    ("repository-mirroring", "/rest/mirroring/latest/capabilities"),
+    ("dev-status-summary", "/rest/remote-link-aggregation/latest/aggregation"),
+    ("dev-status-detail-repository", "/rest/jira-dev/latest/detail/repository"),
+    ("dev-status-detail-pullrequest", "/rest/jira-dev/latest/detail/pullrequest"),
+    ("dev-status-detail-branch", "/rest/jira-dev/latest/detail/branch"),
+    ("remote-link-aggregation", "/rest/remote-link-aggregation/1/capabilities"),
+    ("smart-commit-producer", "/rest/jira-dev/latest/smart-commit"),
+    ("atlassian-remote-event-producer", "/rest/remote-event-producer/1/capabilities"),
+    ("atlassian-remote-event-consumer", "/rest/remote-event-consumer/1/capabilities"),
+    ("atlassian-remote-event-status", "/rest/remote-event/1/status"),
+    ("atlassian-remote-event-diagnostics-v1", "/rest/remote-event/1/status"),
+    ("bitbucket-remote-event-support", "/rest/bitbucket-remote/latest/remote-event-support"),
+];
+
+/// `GET /rest/capabilities` (anonymous allowed): 17 entries, 16 before Code Insights (5.15).
 pub(crate) async fn capabilities(AxState(sim): AxState<Simulator>, Extension(ctx): Extension<Ctx>) -> Response {
     let insights = sim.lock().server.has_code_insights();
     let base = &ctx.base;
-    let mut capabilities = json!({ "webhooks": format!("{base}/rest/webhooks/latest/capabilities") });
-    if insights && let Some(map) = capabilities.as_object_mut() {
-        map.insert("code-insights".into(), json!(format!("{base}/rest/insights/latest/capabilities")));
+    let mut capabilities: serde_json::Map<String, serde_json::Value> =
+        CAPABILITIES.iter().map(|(name, path)| ((*name).to_owned(), json!(format!("{base}{path}")))).collect();
+    if insights {
+        capabilities.insert("code-insights".into(), json!(format!("{base}/rest/insights/latest/capabilities")));
     }
     ok(&json!({
         "application": "stash",
@@ -105,16 +129,16 @@ pub(crate) async fn users(
     Extension(ctx): Extension<Ctx>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    let state = sim.lock();
     if ctx.caller.is_anonymous() {
-        return axum::response::IntoResponse::into_response(denied(&ctx.caller));
+        return axum::response::IntoResponse::into_response(denied(&state, &ctx.caller));
     }
-    let (start, limit) = page_params(query.as_deref());
+    let (start, limit) = page_params(query.as_deref(), state.features.page_limit);
     let filter = query_pairs(query.as_deref().unwrap_or(""))
         .into_iter()
         .find(|(k, _)| k == "filter")
         .map(|(_, v)| v.to_lowercase())
         .filter(|v| !v.is_empty());
-    let state = sim.lock();
     let mut users: Vec<&User> = state
         .users
         .iter()

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Faults, RateLimit, RequestRecord, SimError,
-    auth::{Bucket, TokenCap},
+    auth::{AUTHENTICATION_REQUIRED, AUTHORISATION, Bucket, TokenCap},
     seed::{
         GlobalPermission, MergeCheckSeed, RepositorySeed, RepositoryState, Seed, SeedError, Severity, parse_version,
         valid_slug,
@@ -72,6 +72,7 @@ pub(crate) struct Repo {
     pub description: Option<String>,
     pub state: RepositoryState,
     pub archived: bool,
+    pub forkable: bool,
     pub hierarchy_id: String,
     pub permissions: HashMap<UserId, u8>,
     pub webhooks: BTreeMap<i64, Webhook>,
@@ -171,6 +172,31 @@ impl ServerInfo {
     pub fn has_code_insights(&self) -> bool {
         (self.major, self.minor) >= (5, 15)
     }
+
+    /// Repositories report `archived` from 8.0, when archiving arrived (§2.4).
+    pub fn reports_archived(&self) -> bool {
+        self.major >= 8
+    }
+
+    /// `hierarchyId` is absent on a 2019 (6.x) server and present on 8.x recordings; 7.0 is a
+    /// guess at where it starts.
+    pub fn reports_hierarchy_id(&self) -> bool {
+        self.major >= 7
+    }
+
+    /// Webhooks' `scopeType` and `sslVerificationRequired` are absent on 2018/2019 servers and
+    /// present on 10.x; 8.0 is a guess, taken from the first specs with project-scoped webhooks
+    /// (which `scopeType` tells apart).
+    pub fn reports_webhook_scope(&self) -> bool {
+        self.major >= 8
+    }
+
+    /// The exceptionName of the 401 for a caller who is not authenticated (a missing, unknown or
+    /// revoked credential): 10.x names the missing authentication, older servers answer as for a
+    /// missing permission (§11).
+    pub fn unauthenticated_exception(&self) -> &'static str {
+        if self.major >= 10 { AUTHENTICATION_REQUIRED } else { AUTHORISATION }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +204,9 @@ pub(crate) struct Features {
     pub required_reports: bool,
     pub basic_auth_disabled: bool,
     pub captcha_threshold: u32,
+    pub ssh: bool,
+    /// The largest page a list answers.
+    pub page_limit: usize,
 }
 
 /// Request counters and the bounded log.
@@ -261,6 +290,8 @@ impl State {
                 required_reports: seed.features.required_reports,
                 basic_auth_disabled: seed.features.basic_auth_disabled,
                 captcha_threshold: seed.features.captcha_threshold,
+                ssh: seed.features.ssh,
+                page_limit: usize::try_from(seed.features.page_limit).unwrap_or(usize::MAX),
             },
             rate_limit: rl.enabled.then_some(RateLimit { capacity: rl.capacity, fill_rate: rl.fill_rate }),
             buckets: HashMap::new(),
@@ -396,7 +427,14 @@ impl State {
         if let Some(project) = self.projects.get_mut(key) {
             project.repos.insert(
                 seed.slug.clone(),
-                Repo { description: seed.description.clone(), permissions, webhooks, merge_checks, ..repo },
+                Repo {
+                    description: seed.description.clone(),
+                    forkable: seed.forkable,
+                    permissions,
+                    webhooks,
+                    merge_checks,
+                    ..repo
+                },
             );
         }
         Ok(())
@@ -412,6 +450,7 @@ impl State {
             description: None,
             state,
             archived,
+            forkable: true,
             hierarchy_id: hex_id(&mut self.rng),
             permissions: HashMap::new(),
             webhooks: BTreeMap::new(),
@@ -442,7 +481,7 @@ impl State {
         self.projects.get_mut(&Self::project_key(key))?.repos.get_mut(&slug.to_lowercase())
     }
 
-    fn repo_or_err(&mut self, key: &str, slug: &str) -> Result<&mut Repo, SimError> {
+    pub(crate) fn repo_or_err(&mut self, key: &str, slug: &str) -> Result<&mut Repo, SimError> {
         if self.project(key).is_none() {
             return Err(SimError::NoSuchProject(key.to_owned()));
         }
@@ -454,6 +493,11 @@ impl State {
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let minute_of_day = (secs % 86_400) / 60;
         format!("@{}x{}x{}x0", self.node_id, minute_of_day, self.request_counter)
+    }
+
+    /// A fresh `X-ASESSIONID` (short, lower-case, as recorded: `1ajg59f`).
+    pub fn next_session_id(&mut self) -> String {
+        (0..7).map(|_| char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[self.rng.usize(..36)])).collect()
     }
 
     // ---- the control operations behind `Simulator`'s methods ----
@@ -495,7 +539,8 @@ impl State {
     }
 
     pub fn webhooks(&mut self, key: &str, slug: &str) -> Result<Vec<Value>, SimError> {
-        Ok(self.repo_or_err(key, slug)?.webhooks.values().map(|w| w.to_json(true)).collect())
+        let newer = self.server.reports_webhook_scope();
+        Ok(self.repo_or_err(key, slug)?.webhooks.values().map(|w| w.to_json(true, newer)).collect())
     }
 
     pub fn delete_webhook(&mut self, key: &str, slug: &str, id: i64) -> Result<(), SimError> {
@@ -516,46 +561,6 @@ impl State {
     pub fn delete_merge_check(&mut self, key: &str, slug: &str, report_key: &str) -> Result<(), SimError> {
         self.repo_or_err(key, slug)?.merge_checks.remove(report_key);
         Ok(())
-    }
-
-    pub fn add_token(&mut self, user: &str, token: &str) -> Result<(), SimError> {
-        let uid = self.user_id(user).ok_or_else(|| SimError::NoSuchUser(user.to_owned()))?;
-        if token.is_empty() {
-            return Err(SimError::InvalidToken);
-        }
-        if self.tokens.contains_key(token) {
-            return Err(SimError::TokenInUse);
-        }
-        let name = format!("simulator-{}", self.next_token_number);
-        self.next_token_number += 1;
-        self.tokens.insert(token.to_owned(), Token { user: uid, name, cap: None });
-        Ok(())
-    }
-}
-
-impl Webhook {
-    /// The wire object. `with_secret = false` is the create response (no `configuration.secret`).
-    pub fn to_json(&self, with_secret: bool) -> Value {
-        let mut configuration = self.configuration.clone();
-        if !with_secret {
-            configuration.remove("secret");
-        }
-        let mut object = json!({
-            "id": self.id,
-            "name": self.name,
-            "createdDate": self.created,
-            "updatedDate": self.updated,
-            "events": self.events,
-            "configuration": configuration,
-            "url": self.url,
-            "active": self.active,
-            "scopeType": "repository",
-            "sslVerificationRequired": self.ssl_verification_required,
-        });
-        if let (Some(credentials), Some(map)) = (&self.credentials, object.as_object_mut()) {
-            map.insert("credentials".into(), json!({"username": credentials.username}));
-        }
-        object
     }
 }
 

@@ -7,7 +7,7 @@ use axum::{
     http::HeaderMap,
     response::Response,
 };
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::{
     Ctx, Simulator,
@@ -150,6 +150,37 @@ fn parse(body: &Value) -> Result<Input, ApiError> {
     Ok(Input { name, url, events: dedup(&events), active, configuration, credentials, ssl_verification_required })
 }
 
+impl Webhook {
+    /// The wire object. `with_secret = false` is the create response (no `configuration.secret`);
+    /// `scoped` adds what newer servers report (`scopeType`, `sslVerificationRequired`).
+    pub fn to_json(&self, with_secret: bool, scoped: bool) -> Value {
+        let mut configuration = self.configuration.clone();
+        if !with_secret {
+            configuration.remove("secret");
+        }
+        let mut object = json!({
+            "id": self.id,
+            "name": self.name,
+            "createdDate": self.created,
+            "updatedDate": self.updated,
+            "events": self.events,
+            "configuration": configuration,
+            "url": self.url,
+            "active": self.active,
+        });
+        if let Some(map) = object.as_object_mut() {
+            if scoped {
+                map.insert("scopeType".into(), json!("repository"));
+                map.insert("sslVerificationRequired".into(), json!(self.ssl_verification_required));
+            }
+            if let Some(credentials) = &self.credentials {
+                map.insert("credentials".into(), json!({"username": credentials.username}));
+            }
+        }
+        object
+    }
+}
+
 fn no_such_webhook(id: &str) -> ApiError {
     ApiError::new(404, format!("No webhook with id {id} exists."), Some(NO_SUCH_WEBHOOK))
 }
@@ -166,13 +197,14 @@ pub(crate) async fn list(
 ) -> Response {
     finish((|| {
         let (key, slug) = params(path)?;
-        let (start, limit) = page_params(query.as_deref());
         let events: Vec<String> = super::respond::query_pairs(query.as_deref().unwrap_or(""))
             .into_iter()
             .filter(|(k, _)| k == "event")
             .map(|(_, v)| v)
             .collect();
         let state = sim.lock();
+        let (start, limit) = page_params(query.as_deref(), state.features.page_limit);
+        let scoped = state.server.reports_webhook_scope();
         require(&state, &ctx.caller, &key, &slug, 3, false)?;
         let (_, repo) = super::repositories::find(&state, &key, &slug, false)?;
         let hooks: Vec<&Webhook> = repo
@@ -180,7 +212,7 @@ pub(crate) async fn list(
             .values()
             .filter(|w| events.is_empty() || w.events.iter().any(|e| events.contains(e)))
             .collect();
-        Ok(ok(&page(&hooks, start, limit, |w| w.to_json(true))))
+        Ok(ok(&page(&hooks, start, limit, |w| w.to_json(true, scoped))))
     })())
 }
 
@@ -213,7 +245,7 @@ pub(crate) async fn create(
             created: now,
             updated: now,
         };
-        let body = hook.to_json(false);
+        let body = hook.to_json(false, state.server.reports_webhook_scope());
         let repo = state.repo_mut(&key, &slug).ok_or_else(|| ApiError::no_such_repository(&key, &slug))?;
         repo.webhooks.insert(id, hook);
         Ok(ok(&body))
@@ -228,7 +260,7 @@ pub(crate) async fn get(AxState(sim): AxState<Simulator>, Extension(ctx): Extens
         require(&state, &ctx.caller, &key, &slug, 3, false)?;
         let (_, repo) = super::repositories::find(&state, &key, &slug, false)?;
         let hook = id.parse::<i64>().ok().and_then(|n| repo.webhooks.get(&n)).ok_or_else(|| no_such_webhook(&id))?;
-        Ok(ok(&hook.to_json(true)))
+        Ok(ok(&hook.to_json(true, state.server.reports_webhook_scope())))
     })())
 }
 
@@ -245,6 +277,7 @@ pub(crate) async fn update(
         let value = json_body(&headers, &body)?;
         let mut state = sim.lock();
         require(&state, &ctx.caller, &key, &slug, 3, false)?;
+        let scoped = state.server.reports_webhook_scope();
         let repo = state.repo_mut(&key, &slug).ok_or_else(|| ApiError::no_such_repository(&key, &slug))?;
         let hook =
             id.parse::<i64>().ok().and_then(|n| repo.webhooks.get_mut(&n)).ok_or_else(|| no_such_webhook(&id))?;
@@ -259,7 +292,7 @@ pub(crate) async fn update(
             input.credentials.map(|(username, password)| Credentials { username, password: password.or(old_password) });
         hook.ssl_verification_required = input.ssl_verification_required;
         hook.updated = now_ms().max(hook.created);
-        Ok(ok(&hook.to_json(true)))
+        Ok(ok(&hook.to_json(true, scoped)))
     })())
 }
 
