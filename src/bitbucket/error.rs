@@ -19,6 +19,9 @@ pub enum ErrorClass {
     Invalid,
     /// The server cannot do what is asked (version, disabled feature, unknown API).
     Unsupported,
+    /// The server's answer is beyond the client's bounds (size, pages, items, time): retrying at
+    /// once would read the same again, so it waits for the next resync.
+    TooLarge,
 }
 
 /// A failed call to Bitbucket.
@@ -118,6 +121,17 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// An answer beyond the client's bounds: one body too large, or a paged list with too many
+    /// pages, items or bytes, or one that took too long in all.
+    #[error("Bitbucket's answer to {endpoint} exceeds the operator's bounds ({bound}); {advice}")]
+    ResponseTooLarge {
+        /// The endpoint template.
+        endpoint: String,
+        /// Which bound, such as `more than 4 MiB in one response`.
+        bound: String,
+        /// What to do.
+        advice: &'static str,
+    },
     /// The client could not be built from its configuration.
     #[error("invalid client configuration: {0}")]
     Configuration(String),
@@ -137,6 +151,7 @@ impl Error {
             }
             Self::InvalidRequest { .. } | Self::Conflict { .. } | Self::Configuration(_) => ErrorClass::Invalid,
             Self::UnsupportedServer { .. } => ErrorClass::Unsupported,
+            Self::ResponseTooLarge { .. } => ErrorClass::TooLarge,
             // A garbled answer is most often a proxy or a server in trouble: retry.
             Self::UnexpectedResponse { .. } => ErrorClass::Transient,
         }

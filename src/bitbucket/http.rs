@@ -12,8 +12,13 @@ use super::{
     error::{bounded_message, identifier},
 };
 
-/// Largest response body read; a bigger one is an error, not an allocation.
-const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest response body read; a bigger one is an error, not an allocation. The largest real
+/// answer is a page of 1000 repositories: a recorded repository weighs about 0.5 KiB, 1 to 2 KiB
+/// with a long host, a description or a fork's `origin`, so such a page holds 0.5 to 2 MiB.
+pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
+/// What to do about an oversized answer.
+const BODY_ADVICE: &str =
+    "check that the URL leads to Bitbucket itself and not to a proxy, a login page or another server";
 /// `Retry-After` when a 429 carries none or an unreadable one (what Atlassian's own client does).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Longest `Retry-After` honoured, so a garbled header cannot stall the operator for days.
@@ -125,7 +130,7 @@ impl Call {
     }
 }
 
-/// A response read whole (within [`MAX_BODY`]).
+/// A response read whole (within [`super::Limits::body_bytes`]).
 #[derive(Debug)]
 pub(crate) struct Response {
     pub status: StatusCode,
@@ -244,8 +249,9 @@ impl Client {
                 }
                 Ok(response) => return Ok(response),
                 Err((error, sent)) => {
-                    // A request that never left (connection refused) is safe to repeat.
-                    let retryable = call.idempotent() || !sent;
+                    // A request that never left (connection refused) is safe to repeat; an
+                    // answer over a bound would only be read again.
+                    let retryable = error.is_transient() && (call.idempotent() || !sent);
                     (error, retryable)
                 }
             };
@@ -308,17 +314,25 @@ impl Client {
         })?;
         let status = response.status();
         let headers = response.headers().clone();
+        let limit = self.inner.limits.body_bytes;
+        let too_large = || {
+            let error = Error::ResponseTooLarge {
+                endpoint: call.endpoint.to_owned(),
+                bound: format!("more than {} in one response", bytes(limit)),
+                advice: BODY_ADVICE,
+            };
+            (error, true)
+        };
+        // A declared length over the bound is refused before a byte of the body is read.
+        if response.content_length().is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
+        }
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY {
-                        let error = Error::UnexpectedResponse {
-                            status: status.as_u16(),
-                            endpoint: call.endpoint.to_owned(),
-                            reason: format!("the body is larger than {} MiB", MAX_BODY / (1024 * 1024)),
-                        };
-                        return Err((error, true));
+                    if body.len() + chunk.len() > limit {
+                        return Err(too_large());
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -460,6 +474,19 @@ fn json_error_kind(error: &serde_json::Error) -> String {
     }
 }
 
+/// A byte count as people read it: `4 MiB`, `512 KiB`, `300 bytes`.
+pub(crate) fn bytes(count: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    if count >= MIB && count % MIB == 0 {
+        format!("{} MiB", count / MIB)
+    } else if count >= KIB && count % KIB == 0 {
+        format!("{} KiB", count / KIB)
+    } else {
+        format!("{count} bytes")
+    }
+}
+
 /// `Retry-After` as integer seconds (the form Bitbucket sends), else the default.
 fn parse_retry_after(value: Option<&str>) -> Duration {
     value
@@ -543,6 +570,13 @@ mod tests {
         assert!(parse_base_url("https://example.com/?a=b").is_err());
         assert!(parse_base_url("ftp://example.com").is_err());
         assert!(parse_base_url("example.com").is_err());
+    }
+
+    #[test]
+    fn byte_counts_read_as_people_write_them() {
+        assert_eq!(bytes(MAX_BODY), "4 MiB");
+        assert_eq!(bytes(64 * 1024), "64 KiB");
+        assert_eq!(bytes(1000), "1000 bytes");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use merge_checks::{MANUAL_STEPS, MergeCheck, Severity};
 pub use projects::Project;
 pub use rate_limit::{RateLimit, RateLimiter};
 pub use repositories::{CloneLinks, Repository, RepositoryState};
-pub use server::{Capabilities, ServerIdentity, Version};
+pub use server::{Capabilities, ServerIdentity, UNSHOWN_USER, Version};
 pub use webhooks::{Webhook, WebhookRequest};
 
 /// `User-Agent` of every request.
@@ -47,6 +47,35 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self { max_attempts: 4, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(5) }
+    }
+}
+
+/// How much the client reads from a server before it gives up with
+/// [`Error::ResponseTooLarge`]: whatever a server sends, memory and time stay bounded. The
+/// defaults fit the largest real answers with room to spare (see the constants' notes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one response body.
+    pub body_bytes: usize,
+    /// Pages of one paged list.
+    pub pages: usize,
+    /// Items of one paged list.
+    pub items: usize,
+    /// Bytes of all the pages of one list together.
+    pub listing_bytes: usize,
+    /// Time to read one whole paged list, every page and rate-limit wait included.
+    pub listing_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: http::MAX_BODY,
+            pages: paging::MAX_PAGES,
+            items: paging::MAX_ITEMS,
+            listing_bytes: paging::MAX_LISTING_BYTES,
+            listing_time: paging::MAX_LISTING_TIME,
+        }
     }
 }
 
@@ -76,6 +105,8 @@ pub struct ClientConfig {
     /// The hosts the client may talk to (`host` or `*.domain`); empty allows every host. A
     /// client for any other host is never built, so it can send nothing.
     pub allowed_hosts: Vec<String>,
+    /// How much one answer and one paged list may hold.
+    pub limits: Limits,
 }
 
 /// Something that wants to know what the client does, such as a metrics registry.
@@ -101,6 +132,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             observer: None,
             allowed_hosts: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -120,6 +152,7 @@ struct Inner {
     limiter: RateLimiter,
     in_flight: tokio::sync::Semaphore,
     retry: RetryPolicy,
+    limits: Limits,
     /// Set once the connection check proved the credential: a 401 after that is a permission
     /// problem, not a bad credential, once the identity is checked again.
     identity_proven: AtomicBool,
@@ -168,6 +201,7 @@ impl Client {
                 limiter: RateLimiter::new(config.rate_limit),
                 in_flight: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
                 retry: config.retry,
+                limits: config.limits,
                 observer: config.observer,
                 identity_proven: AtomicBool::new(false),
                 identity_recheck: tokio::sync::Mutex::new(None),

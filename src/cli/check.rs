@@ -163,6 +163,8 @@ pub fn advice_for(error: &Error) -> Option<&'static str> {
         Error::NotRunning { .. } => "wait until it is running, then check again",
         Error::RateLimited { .. } => "wait and check again, or ask an administrator to raise the user's rate limit",
         Error::UnexpectedResponse { .. } => "check that the URL points at Bitbucket and not at a proxy or login page",
+        // Its message says what to do.
+        Error::ResponseTooLarge { .. } => return None,
         Error::ProjectNotFound { .. }
         | Error::RepositoryNotFound { .. }
         | Error::NotFound { .. }
@@ -190,7 +192,7 @@ pub async fn check_settings(id: Option<ResourceId>, source: Option<String>, mut 
     };
     match client.verify_connection().await {
         Ok(identity) => CheckResult {
-            message: format!("connected as {} to Bitbucket {}", identity.username, identity.version_text),
+            message: format!("connected as {} to Bitbucket {}", identity.shown_user(), identity.version_text),
             id,
             source,
             url,
@@ -372,7 +374,7 @@ pub fn render_text(results: &[CheckResult]) -> String {
                 identity.display_name.as_deref().unwrap_or("Bitbucket"),
                 identity.version_text
             ));
-            out.push_str(&format!("    user:         {}\n", identity.username));
+            out.push_str(&format!("    user:         {}\n", identity.shown_user()));
             let capabilities = capabilities(identity);
             let capabilities = if capabilities.is_empty() { "none announced".into() } else { capabilities.join(", ") };
             out.push_str(&format!("    capabilities: {capabilities}\n"));
@@ -421,7 +423,7 @@ pub fn render_json(results: &[CheckResult]) -> Value {
                         "buildNumber": i.build_number,
                         "displayName": i.display_name,
                     })),
-                    "authenticatedAs": r.identity.as_ref().map(|i| i.username.clone()),
+                    "authenticatedAs": r.identity.as_ref().and_then(|i| i.username.clone()),
                     "capabilities": r.identity.as_ref().map(capabilities).unwrap_or_default(),
                 })
             })
@@ -452,6 +454,11 @@ mod tests {
             Error::Transport { message: "connection refused".into(), timeout: false },
             Error::UnsupportedServer { reason: "no Bitbucket answers at this URL (/status is not Bitbucket's)".into() },
             Error::UnexpectedResponse { status: 200, endpoint: "GET /status".into(), reason: "not JSON".into() },
+            Error::ResponseTooLarge {
+                endpoint: "GET /rest/api/1.0/projects/{key}/repos".into(),
+                bound: "more than 50000 items in one list".into(),
+                advice: "ask Bitbucket's administrators",
+            },
             Error::Configuration("the CA bundle is not valid PEM".into()),
         ];
         let variant = |error: &Error| match error {
@@ -471,11 +478,12 @@ mod tests {
             Error::UnsupportedServer { .. } => 13,
             Error::UnexpectedResponse { .. } => 14,
             Error::Configuration(_) => 15,
+            Error::ResponseTooLarge { .. } => 16,
         };
         let mut seen: Vec<usize> = errors.iter().map(variant).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..16).collect::<Vec<_>>(), "one error of each variant");
+        assert_eq!(seen, (0..17).collect::<Vec<_>>(), "one error of each variant");
         errors
     }
 
@@ -535,7 +543,7 @@ mod tests {
                 version_text: "9.4.22".into(),
                 build_number: Some("9004022".into()),
                 display_name: Some("Bitbucket".into()),
-                username: "svc".into(),
+                username: Some("svc".into()),
                 capabilities: crate::bitbucket::Capabilities { webhooks: true, code_insights: true },
             }),
             reason: reasons::CONNECTED,

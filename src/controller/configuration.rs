@@ -164,14 +164,14 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
                 build_number: identity.build_number.clone(),
                 display_name: identity.display_name.clone(),
             });
-            status.authenticated_as = Some(identity.username.clone());
+            status.authenticated_as = identity.username.clone();
             if identity.capabilities.webhooks {
                 status.capabilities.push("webhooks".into());
             }
             if identity.capabilities.code_insights {
                 status.capabilities.push("codeInsights".into());
             }
-            let message = format!("connected to Bitbucket {} as {}", identity.version_text, identity.username);
+            let message = format!("connected to Bitbucket {} as {}", identity.version_text, identity.shown_user());
             (Outcome::ready(reasons::CONNECTED, message), Next::Resync(interval))
         }
         (_, Some(error)) => {

@@ -43,6 +43,7 @@ impl Error {
                 bitbucket::ErrorClass::NotFound => "not_found",
                 bitbucket::ErrorClass::Invalid => "invalid",
                 bitbucket::ErrorClass::Unsupported => "unsupported",
+                bitbucket::ErrorClass::TooLarge => "too_large",
             },
         }
     }

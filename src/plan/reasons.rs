@@ -30,6 +30,9 @@ pub const UNREACHABLE: &str = "Unreachable";
 pub const RATE_LIMITED: &str = "RateLimited";
 /// The server is not a Bitbucket this operator supports, or lacks an API it needs.
 pub const UNSUPPORTED_SERVER: &str = "UnsupportedServer";
+/// An answer from the server was beyond the operator's bounds (one body too large; a list with
+/// too many pages, items or bytes, or too slow); looked at again at the next resync.
+pub const RESPONSE_TOO_LARGE: &str = "ResponseTooLarge";
 /// The client settings are invalid (for example the URL).
 pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
 /// The URL's host is not on the operator's allow-list of Bitbucket hosts.

@@ -100,6 +100,7 @@ pub fn reason_for(error: &Error) -> &'static str {
         Error::InvalidRequest { .. } | Error::Conflict { .. } => reasons::REJECTED,
         Error::UnsupportedServer { .. } => reasons::UNSUPPORTED_SERVER,
         Error::Configuration(_) => reasons::INVALID_CONFIGURATION,
+        Error::ResponseTooLarge { .. } => reasons::RESPONSE_TOO_LARGE,
         Error::Server { .. }
         | Error::NotRunning { .. }
         | Error::Transport { .. }
@@ -336,6 +337,18 @@ mod tests {
                 Error::UnsupportedServer { reason: "7.0".into() },
                 Stalled,
                 reasons::UNSUPPORTED_SERVER,
+                false,
+                false,
+            ),
+            case(
+                "an answer beyond the bounds",
+                Error::ResponseTooLarge {
+                    endpoint: "GET /rest/api/1.0/projects/{key}/repos".into(),
+                    bound: "more than 4 MiB in one response".into(),
+                    advice: "check the URL",
+                },
+                Stalled,
+                reasons::RESPONSE_TOO_LARGE,
                 false,
                 false,
             ),

@@ -192,7 +192,7 @@ async fn check_configuration(target: &ConfigurationTarget) -> (Outcome, Vec<Stri
     };
     match client.verify_connection().await {
         Ok(identity) => {
-            let message = format!("connected to Bitbucket {} as {}", identity.version_text, identity.username);
+            let message = format!("connected to Bitbucket {} as {}", identity.version_text, identity.shown_user());
             (Outcome::ready(reasons::CONNECTED, message), facts, Some(client))
         }
         Err(error) => (Outcome::from_error(&error), facts, None),
