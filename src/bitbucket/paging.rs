@@ -118,7 +118,7 @@ impl Client {
 /// A duration as people read it: `15 minutes`, `90 s`.
 fn duration(time: Duration) -> String {
     let seconds = time.as_secs();
-    if seconds >= 60 && seconds % 60 == 0 {
+    if seconds >= 60 && seconds.is_multiple_of(60) {
         format!("{} minutes", seconds / 60)
     } else {
         format!("{:.1} s", time.as_secs_f64())

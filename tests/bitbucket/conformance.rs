@@ -88,7 +88,7 @@ async fn connection_check_reports_version_identity_and_capabilities() {
     for (version, build) in VERSIONS {
         let sim = simulator_as(version).await;
         let identity = token(&sim, OPERATOR_TOKEN).verify_connection().await.expect("connects");
-        assert_eq!(identity.username, "svc-operator");
+        assert_eq!(identity.username.as_deref(), Some("svc-operator"));
         assert_eq!(identity.version_text, version);
         assert_eq!(identity.version.to_string(), version);
         assert_eq!(identity.build_number.as_deref(), Some(build));
@@ -96,7 +96,7 @@ async fn connection_check_reports_version_identity_and_capabilities() {
 
         let basic_identity =
             basic(&sim, "svc-operator", OPERATOR_PASSWORD).verify_connection().await.expect("basic works");
-        assert_eq!(basic_identity.username, "svc-operator");
+        assert_eq!(basic_identity.username.as_deref(), Some("svc-operator"));
 
         // /status goes without credentials; everything under /rest with them.
         for record in sim.simulator().requests() {

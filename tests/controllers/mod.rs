@@ -14,12 +14,15 @@
 //! - `restart`: restarts over converged state with the stores filling in the worst orders, and
 //!   a kill in the middle of a cold round.
 //! - `figures`: the Bitbucket requests of a cold reconcile and of a no-op resync.
+//! - `hostile`: configurations of servers that answer oversized bodies, junk about themselves or
+//!   truncated JSON still get a condition and a small status without the junk.
 
 mod bitbucket_changes;
 mod credentials;
 mod deletion;
 mod figures;
 mod happy_path;
+mod hostile;
 mod references;
 mod resilience;
 mod restart;

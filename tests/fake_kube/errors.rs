@@ -54,6 +54,11 @@ impl ApiError {
         Self::new(400, "BadRequest", message)
     }
 
+    /// A request body over what a real API server reads (3 MiB).
+    pub fn request_too_large() -> Self {
+        Self::new(413, "RequestEntityTooLarge", "the request is too large")
+    }
+
     pub fn not_found(resource: &ResourceType, name: &str) -> Self {
         Self::new(404, "NotFound", format!("{} \"{name}\" not found", resource.group_resource()))
             .with_details(resource_details(resource, name))

@@ -20,7 +20,8 @@ use super::{
     watch::{self, WatchRequest},
 };
 
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Largest request body read, as a real API server: a larger one is answered 413.
+const MAX_BODY: usize = 3 * 1024 * 1024;
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 pub fn router(store: Arc<Store>) -> Router {
@@ -210,9 +211,18 @@ async fn dispatch(store: &Arc<Store>, request: Request) -> Result<Response, ApiE
     let method = request.method().clone();
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
-    let body = to_bytes(request.into_body(), MAX_BODY)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+    let body = to_bytes(request.into_body(), MAX_BODY).await.map_err(|e| {
+        // The body's own error says whether it broke off or ran over the limit.
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        if cause.to_string().contains("length limit exceeded") {
+            ApiError::request_too_large()
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
+    })?;
     let json_body = || {
         let media = content_type.split(';').next().unwrap_or_default().trim();
         if !(media.is_empty() || media == "application/json" || media == "*/*") {

@@ -23,7 +23,8 @@
 //! How it differs from a real API server. Nothing in `src/` may rely on any of these; where
 //! the fake is more lenient than a real server, code that passes here can still fail there.
 //! - Access: no authentication, RBAC, admission webhooks or policies, quota, API priority and
-//!   fairness, or object size limit (a real server refuses objects over about 1.5 MiB). Every
+//!   fairness, or object size limit (a real server refuses objects over about 1.5 MiB; the
+//!   fake only refuses request bodies over 3 MiB with 413, as a real one does). Every
 //!   request is handled under one lock, one at a time.
 //! - Namespaces are plain objects: writing into a namespace that does not exist works, and
 //!   deleting one is immediate and deletes nothing in it. There is no garbage collector:
