@@ -3,7 +3,12 @@
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use super::{Client, Error, http::Call, projects::not_found_under};
+use super::{
+    Client, Error,
+    http::{Call, is_bidi_control},
+    projects::not_found_under,
+    server::plain,
+};
 
 /// Bitbucket's repository states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -102,20 +107,47 @@ struct RawLink {
     name: Option<String>,
 }
 
+/// Longest repository name and slug Bitbucket allows.
+const MAX_NAME: usize = 128;
+/// Longest clone URL kept.
+const MAX_CLONE_URL: usize = 2048;
+
 impl RawRepository {
-    fn into_repository(self, project_key: &str) -> Repository {
-        let link =
-            |wanted: &str| self.links.clone.iter().find(|l| l.name.as_deref() == Some(wanted)).map(|l| l.href.clone());
-        Repository {
+    /// The repository, with only text that may be shown as it is: `None` when the slug is not a
+    /// slug (such an answer cannot be Bitbucket's). A name or clone URL that is not plain is
+    /// left out (the slug stands for the name).
+    fn into_repository(self, project_key: &str) -> Option<Repository> {
+        let slug = plain(&self.slug, MAX_NAME, |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))?;
+        let link = |wanted: &str| {
+            self.links.clone.iter().find(|l| l.name.as_deref() == Some(wanted)).and_then(|l| clone_url(&l.href))
+        };
+        let project_key = self
+            .project
+            .as_ref()
+            .and_then(|p| plain(&p.key, MAX_NAME, |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '~' | '-' | '.')))
+            .unwrap_or_else(|| project_key.to_owned());
+        Some(Repository {
             clone: CloneLinks { http: link("http"), ssh: link("ssh") },
-            name: self.name.clone().unwrap_or_else(|| self.slug.clone()),
-            project_key: self.project.map(|p| p.key).unwrap_or_else(|| project_key.to_owned()),
-            slug: self.slug,
+            name: self
+                .name
+                .as_deref()
+                .and_then(|name| plain(name, MAX_NAME, |c| !c.is_control() && !is_bidi_control(c)))
+                .unwrap_or_else(|| slug.clone()),
+            project_key,
+            slug,
             id: self.id,
             state: self.state,
             archived: self.archived,
-        }
+        })
     }
+}
+
+/// A clone URL that reads as one (`http(s)://` or `ssh://`, no control, bidirectional-text or
+/// space characters, bounded length), or nothing.
+fn clone_url(href: &str) -> Option<String> {
+    let url = plain(href, MAX_CLONE_URL, |c| c.is_ascii_graphic())?;
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    matches!(scheme.as_deref(), Some("http" | "https" | "ssh")).then_some(url)
 }
 
 impl Client {
@@ -134,7 +166,16 @@ impl Client {
                 |call, response| self.failure(call, response, || not_found_under(response, project, None)),
             )
             .await?;
-        Ok(raw.into_iter().map(|r| r.into_repository(project)).collect())
+        let listed = raw.len();
+        let repositories: Vec<Repository> = raw.into_iter().filter_map(|r| r.into_repository(project)).collect();
+        if repositories.len() < listed {
+            tracing::warn!(
+                project,
+                left_out = listed - repositories.len(),
+                "Bitbucket listed repositories whose slug is not a repository slug; they are left out"
+            );
+        }
+        Ok(repositories)
     }
 
     /// One repository.
@@ -150,6 +191,43 @@ impl Client {
             return Err(self.failure(&call, &response, || not_found_under(&response, project, Some(slug))));
         }
         let raw: RawRepository = self.parse(&call, &response)?;
-        Ok(raw.into_repository(project))
+        raw.into_repository(project).ok_or_else(|| Error::UnexpectedResponse {
+            status: response.status.as_u16(),
+            endpoint: call.endpoint.to_owned(),
+            reason: "the answer's slug is not a repository slug".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(slug: &str, name: Option<&str>, href: &str) -> RawRepository {
+        let body = serde_json::json!({
+            "slug": slug, "id": 7, "name": name, "state": "AVAILABLE",
+            "project": {"key": "PAY"},
+            "links": {"clone": [{"name": "http", "href": href}, {"name": "ssh", "href": "ssh://git@h:7999/pay/a.git"}]},
+        });
+        serde_json::from_value(body).expect("repository")
+    }
+
+    #[test]
+    fn only_plain_server_text_is_kept() {
+        let good =
+            raw("payments-api", Some("Payments API"), "https://h/scm/pay/payments-api.git").into_repository("PAY");
+        let good = good.expect("a plain repository");
+        assert_eq!((good.slug.as_str(), good.name.as_str()), ("payments-api", "Payments API"));
+        assert_eq!(good.clone.http.as_deref(), Some("https://h/scm/pay/payments-api.git"));
+
+        assert!(raw("a/../b", None, "https://h/x").into_repository("PAY").is_none(), "a slug with a slash");
+        assert!(raw(&"a".repeat(129), None, "https://h/x").into_repository("PAY").is_none(), "an overlong slug");
+
+        let junk = raw("api", Some("evil\u{202e}txt.exe"), "javascript:alert(1)").into_repository("PAY").expect("kept");
+        assert_eq!(junk.name, "api", "a name with a bidi override is replaced by the slug");
+        assert_eq!(junk.clone.http, None, "a clone URL that is not one is left out");
+        let long = raw("api", Some(&"n".repeat(10_000)), &format!("https://h/{}", "p".repeat(5000)));
+        let long = long.into_repository("PAY").expect("kept");
+        assert_eq!((long.name.as_str(), long.clone.http), ("api", None));
     }
 }

@@ -107,7 +107,7 @@ const MAX_USERNAME: usize = 100;
 
 /// `text`, trimmed, if it is non-empty, at most `max` characters long and made only of
 /// characters `allowed` accepts.
-fn plain(text: &str, max: usize, allowed: impl Fn(char) -> bool) -> Option<String> {
+pub(crate) fn plain(text: &str, max: usize, allowed: impl Fn(char) -> bool) -> Option<String> {
     let text = text.trim();
     let fits = !text.is_empty() && text.chars().count() <= max && text.chars().all(allowed);
     fits.then(|| text.to_owned())
