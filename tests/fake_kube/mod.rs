@@ -94,7 +94,8 @@
 //!   server's take as long as they take).
 //! - Timestamps the server sets have one-second precision. `Warning` headers, audit
 //!   annotations and `Retry-After` are never sent; failures injected with
-//!   [`FakeKube::fail_next`] are a bare `Status` with the code asked for.
+//!   [`FakeKube::fail_next`] are a bare `Status` with the code asked for. A JSON patch that does
+//!   not apply answers 422 `Invalid` with the generic message and no cause, as a real server's.
 
 #![allow(dead_code)]
 
@@ -241,6 +242,14 @@ impl FakeKube {
     /// so the stores of a client fill in the order the test chooses.
     pub fn delay_lists(&self, resource: &str, delay: std::time::Duration) {
         self.store.delay_lists(resource, delay);
+    }
+
+    /// Makes another writer win a race against the next request with this HTTP method (`"*"` any)
+    /// on an object of this resource (a plural or `plural.group`): `patch`, a JSON merge patch,
+    /// lands on the object the request names just before the request is served, so the request
+    /// meets a change its sender could not have seen.
+    pub fn race_next(&self, method: &str, resource: &str, patch: Value) {
+        self.store.race_next(method, resource, patch);
     }
 
     /// Makes the next request with this HTTP method (`"*"` any) on this resource (a plural or

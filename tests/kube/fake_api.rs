@@ -321,7 +321,21 @@ async fn merge_and_json_patches() {
             )
             .await,
     );
+    // As a real server answers a failed `test`: nothing says which operation failed.
     assert_eq!((failed.code, failed.reason.as_str()), (422, "Invalid"));
+    assert_eq!(failed.message, "the server rejected our request due to an error in our request");
+    assert!(failed.details.is_none_or(|d| d.causes.is_empty()), "no causes");
+    let unchanged = bindings.get("payments").await.expect("get");
+    assert_eq!(unchanged.finalizers(), ["bitbucket.integrations.dev/cleanup"], "a failed patch changes nothing");
+
+    // Another writer wins a race: its change lands just before the patch, whose `test` fails.
+    fake.race_next("PATCH", "projectbindings", json!({"metadata": {"finalizers": ["example.com/other"]}}));
+    let raced = json_patch(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": ["bitbucket.integrations.dev/cleanup"]},
+        {"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/mine"},
+    ]));
+    assert_eq!(api_error(bindings.patch("payments", &PatchParams::default(), &raced).await).code, 422);
+    assert_eq!(bindings.get("payments").await.expect("get").finalizers(), ["example.com/other"]);
 
     let stale = json!({"metadata": {"resourceVersion": created.resource_version()}, "spec": {"monorepo": false}});
     let conflict = api_error(bindings.patch("payments", &PatchParams::default(), &Patch::Merge(stale)).await);
