@@ -5,6 +5,7 @@
 //! server-side apply when it changed. [`references`] follows references between kinds and
 //! `mappers` wakes dependents when what they depend on changes.
 
+pub mod api_server;
 mod binding;
 pub mod clients;
 mod configuration;

@@ -2,6 +2,7 @@
 //! the Bitbucket simulator, through `crate::harness`. Each test asserts on status, Events, the
 //! simulator's state and its request log. A topic is a file in this folder, declared here.
 //!
+//! - `api_server`: the Kubernetes API server going away and coming back.
 //! - `happy_path`: every kind converges; cluster configurations and monorepo report keys;
 //!   webhooks and repositories that leave a binding.
 //! - `credentials`: Secrets missing, unlabelled or keyless; token rotation; rejected credentials.
@@ -15,6 +16,7 @@
 //!   a kill in the middle of a cold round.
 //! - `figures`: the Bitbucket requests of a cold reconcile and of a no-op resync.
 
+mod api_server;
 mod bitbucket_changes;
 mod credentials;
 mod deletion;
