@@ -153,7 +153,7 @@ pub async fn run(
     let stores =
         Stores::of(&configuration_watch, &cluster_configuration_watch, &binding_watch, &report_watch, secrets_synced);
     let operator_namespace = options.operator_namespace.clone();
-    tokio::spawn(watch_health(stores.clone(), telemetry.clone()));
+    let health = watch_health(stores.clone(), telemetry.clone());
 
     let mut configurations = Controller::for_shared_stream(configuration_watch.owned(), stores.configurations.clone())
         .watches_shared_stream(
@@ -222,11 +222,13 @@ pub async fn run(
             .for_each(|result| log_failure("RequiredReport", result)),
     );
     let grace = ctx_grace;
-    // The watches end with the controllers: they run inside the same future.
+    // The watches and the health gauges end with the controllers: they run inside the same
+    // future, so that a term as the leader leaves nothing behind.
     let controllers = async move {
         tokio::select! {
             _ = controllers => {}
             _ = watches => {}
+            () = health => {}
         }
     };
     // The shutdown future runs here, not in a task of its own, so that dropping this future
