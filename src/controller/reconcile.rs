@@ -242,6 +242,8 @@ pub fn error_policy<K: Kind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -
     let delay = ctx.backoff.next(&key, error.retry_after(), ctx.options.max_backoff);
     match error {
         Error::Waiting(_) => tracing::info!(object = %key, %error, retry_in = ?delay, "waiting"),
+        // A race with another writer is ordinary: the other write's watch event retries at once.
+        Error::Conflict => tracing::debug!(object = %key, %error, retry_in = ?delay, "conflict"),
         _ => tracing::warn!(object = %key, %error, retry_in = ?delay, "reconcile failed"),
     }
     Action::requeue(delay)
