@@ -76,6 +76,8 @@ pub struct ClientConfig {
     /// The hosts the client may talk to (`host` or `*.domain`); empty allows every host. A
     /// client for any other host is never built, so it can send nothing.
     pub allowed_hosts: Vec<String>,
+    /// Asked before every request whether it may be sent at all.
+    pub gate: Option<Arc<dyn Gate>>,
 }
 
 /// Something that wants to know what the client does, such as a metrics registry.
@@ -84,6 +86,14 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     fn request(&self, endpoint: &'static str, status: u16, elapsed: Duration);
     /// A request waited this long for the client's own rate limit.
     fn rate_limited(&self, waited: Duration);
+}
+
+/// Decides, right before each request leaves, whether the client may send anything now (such as
+/// only while this replica holds the leader Lease).
+pub trait Gate: Send + Sync + std::fmt::Debug {
+    /// Resolves once the request may go (`Ok`), or must not (`Err` says why); may wait while
+    /// that is not known yet.
+    fn admit(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>;
 }
 
 impl ClientConfig {
@@ -101,6 +111,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             observer: None,
             allowed_hosts: Vec::new(),
+            gate: None,
         }
     }
 }
@@ -125,6 +136,8 @@ struct Inner {
     identity_proven: AtomicBool,
     /// Told about requests and rate-limit waits.
     observer: Option<Arc<dyn Observer>>,
+    /// Asked before every request.
+    gate: Option<Arc<dyn Gate>>,
     /// Set when Bitbucket rejected the credential: every later call fails at once, without a
     /// request, so that a bad password cannot run into Bitbucket's CAPTCHA lock-out.
     rejected: Mutex<Option<Error>>,
@@ -166,6 +179,7 @@ impl Client {
                 in_flight: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
                 retry: config.retry,
                 observer: config.observer,
+                gate: config.gate,
                 identity_proven: AtomicBool::new(false),
                 rejected: Mutex::new(None),
             }),

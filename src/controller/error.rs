@@ -25,6 +25,9 @@ pub enum Error {
     /// the object as it is now.
     #[error("the finalizers changed while the operator wrote its own; trying again")]
     Conflict,
+    /// This replica lost the leader Lease: it does no more work.
+    #[error("no longer the leader; another replica does the work")]
+    NotLeading,
 }
 
 impl Error {
@@ -40,6 +43,7 @@ impl Error {
         match self {
             Self::Kube(_) | Self::Finalizer(_) => "kubernetes",
             Self::Conflict => "conflict",
+            Self::NotLeading => "not_leading",
             Self::Waiting(_) => "waiting",
             Self::Bitbucket(error) => match error.class() {
                 bitbucket::ErrorClass::Transient => "transient",
