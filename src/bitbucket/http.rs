@@ -274,6 +274,15 @@ impl Client {
         {
             observer.rate_limited(waited);
         }
+        let _permit =
+            self.inner.in_flight.acquire().await.map_err(|_| {
+                (Error::Transport { message: "the client is shutting down".into(), timeout: false }, false)
+            })?;
+        // Asked after every wait, right before the request leaves: a request refused here is
+        // neither sent nor counted.
+        if let Some(gate) = &self.inner.gate {
+            gate.admit().await.map_err(|why| (Error::Transport { message: why, timeout: false }, false))?;
+        }
         let started = tokio::time::Instant::now();
         let result = self.exchange(call).await;
         if let Some(observer) = &self.inner.observer {
@@ -284,10 +293,6 @@ impl Client {
     }
 
     async fn exchange(&self, call: &Call) -> Result<Response, (Error, bool)> {
-        let _permit =
-            self.inner.in_flight.acquire().await.map_err(|_| {
-                (Error::Transport { message: "the client is shutting down".into(), timeout: false }, false)
-            })?;
         let mut url = self.inner.base.clone();
         {
             let Ok(mut path) = url.path_segments_mut() else {

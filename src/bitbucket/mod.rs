@@ -107,6 +107,8 @@ pub struct ClientConfig {
     pub allowed_hosts: Vec<String>,
     /// How much one answer and one paged list may hold.
     pub limits: Limits,
+    /// Asked before every request whether it may be sent at all.
+    pub gate: Option<Arc<dyn Gate>>,
 }
 
 /// Something that wants to know what the client does, such as a metrics registry.
@@ -115,6 +117,14 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     fn request(&self, endpoint: &'static str, status: u16, elapsed: Duration);
     /// A request waited this long for the client's own rate limit.
     fn rate_limited(&self, waited: Duration);
+}
+
+/// Decides, right before each request leaves, whether the client may send anything now (such as
+/// only while this replica holds the leader Lease).
+pub trait Gate: Send + Sync + std::fmt::Debug {
+    /// Resolves once the request may go (`Ok`), or must not (`Err` says why); may wait while
+    /// that is not known yet.
+    fn admit(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>;
 }
 
 impl ClientConfig {
@@ -133,6 +143,7 @@ impl ClientConfig {
             observer: None,
             allowed_hosts: Vec::new(),
             limits: Limits::default(),
+            gate: None,
         }
     }
 }
@@ -161,6 +172,8 @@ struct Inner {
     identity_recheck: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// Told about requests and rate-limit waits.
     observer: Option<Arc<dyn Observer>>,
+    /// Asked before every request.
+    gate: Option<Arc<dyn Gate>>,
     /// Set when Bitbucket rejected the credential: every later call fails at once, without a
     /// request, so that a bad password cannot run into Bitbucket's CAPTCHA lock-out.
     rejected: Mutex<Option<Error>>,
@@ -203,6 +216,7 @@ impl Client {
                 retry: config.retry,
                 limits: config.limits,
                 observer: config.observer,
+                gate: config.gate,
                 identity_proven: AtomicBool::new(false),
                 identity_recheck: tokio::sync::Mutex::new(None),
                 rejected: Mutex::new(None),

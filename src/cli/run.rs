@@ -54,7 +54,8 @@ pub fn execute(args: RunArgs) -> Result<u8, Error> {
 
 /// Runs the controllers until a termination signal.
 pub async fn run(args: RunArgs) -> Result<(), Error> {
-    let kube = kube::Client::try_default().await.map_err(Error::Kubernetes)?;
+    let config = kube::Config::infer().await.map_err(|e| Error::Kubernetes(kube::Error::InferConfig(e)))?;
+    let kube = controller::api_server::client(config).map_err(Error::Kubernetes)?;
     let identity = args.instance.clone().unwrap_or_else(|| format!("bitbucket-operator-{:016x}", fastrand::u64(..)));
     let options = Options {
         operator_namespace: args.namespace,

@@ -71,6 +71,8 @@ pub struct Clients {
     observer: Option<Arc<dyn crate::bitbucket::Observer>>,
     /// The hosts clients may be built for (empty: all); a client for any other host is refused.
     allowed_hosts: Vec<String>,
+    /// Asked by every client before each request (the leader's tenure).
+    gate: Option<Arc<dyn crate::bitbucket::Gate>>,
     /// Counts completed checks, so that dependents can wait for one.
     checks: tokio::sync::watch::Sender<u64>,
 }
@@ -83,6 +85,7 @@ impl Default for Clients {
             rejected: Mutex::default(),
             observer: None,
             allowed_hosts: Vec::new(),
+            gate: None,
             checks: tokio::sync::watch::channel(0).0,
         }
     }
@@ -97,6 +100,11 @@ impl Clients {
     /// These clients, built only for these hosts (`host` or `*.domain`; empty: all).
     pub fn allowing(self, hosts: Vec<String>) -> Self {
         Self { allowed_hosts: hosts, ..self }
+    }
+
+    /// These clients, each asking `gate` before every request.
+    pub fn gated_by(self, gate: Arc<dyn crate::bitbucket::Gate>) -> Self {
+        Self { gate: Some(gate), ..self }
     }
 
     fn slot(&self, key: &ConfigurationKey) -> Arc<tokio::sync::Mutex<Option<Connection>>> {
@@ -118,6 +126,7 @@ impl Clients {
             config.observer = Some(observer.clone());
         }
         config.allowed_hosts.clone_from(&self.allowed_hosts);
+        config.gate.clone_from(&self.gate);
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         let wanted = fingerprint(&config);

@@ -78,6 +78,8 @@ pub struct Context {
     /// Transient failures in a row, per object.
     pub backoff: Backoff,
     events: super::events::Events,
+    /// The leader's tenure, with leader election: asked before every write.
+    tenure: Option<super::leader::Tenure>,
 }
 
 impl Context {
@@ -91,7 +93,21 @@ impl Context {
     ) -> Self {
         let instance = options.instance.clone().unwrap_or_else(|| MANAGER.to_owned());
         let events = super::events::Events::new(kube.clone(), MANAGER, &instance);
-        Self { kube, clients, stores, options, memo, backoff: Backoff::default(), events }
+        Self { kube, clients, stores, options, memo, backoff: Backoff::default(), events, tenure: None }
+    }
+
+    /// This context, for a term as the leader: nothing is written unless `tenure` admits it.
+    pub fn led_by(self, tenure: Option<super::leader::Tenure>) -> Self {
+        Self { tenure, ..self }
+    }
+
+    /// Resolves once this replica may write (at once without leader election); an error once
+    /// it no longer leads.
+    pub async fn admit(&self) -> Result<(), super::Error> {
+        match &self.tenure {
+            Some(tenure) => tenure.admit().await.map_err(|_| super::Error::NotLeading),
+            None => Ok(()),
+        }
     }
 
     /// Whether a namespace is among the watched ones.
@@ -109,6 +125,9 @@ impl Context {
         note: impl Into<String>,
     ) {
         let note = note.into();
+        if self.admit().await.is_err() {
+            return;
+        }
         if let Err(error) = self.events.publish(object.object_ref(&()), warning, reason, action, &note).await {
             tracing::warn!(object = %object.name_any(), %error, "cannot publish an Event");
         }

@@ -1,8 +1,13 @@
 //! Leader election on a Lease, so that of several replicas exactly one writes at a time. The
 //! leader renews the Lease; a follower takes it over once it has not been renewed for its
 //! duration; a leader that stops releases it, so that the hand-over is immediate.
+//!
+//! A leader's [`Tenure`] says whether it may still act: it runs out a margin before the Lease
+//! would expire for the others, unless renewed. Every Bitbucket request and status write asks
+//! it first, so a replica that is not sure it still leads (a renewal overdue, or the process
+//! resumed after being frozen) sends nothing until the Lease was checked again.
 
-use std::time::Duration;
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -13,6 +18,13 @@ use kube::{
     Api,
     api::{ObjectMeta, PostParams},
 };
+use tokio::{
+    sync::{Notify, watch},
+    time::Instant,
+};
+
+/// Why a replica whose tenure ended refuses to send anything.
+const NOT_LEADING: &str = "not sent: this replica no longer holds the leader Lease (another one does the work)";
 
 /// How a replica takes part in the election.
 #[derive(Clone, Debug)]
@@ -39,6 +51,12 @@ impl Election {
             lease_duration: Duration::from_secs(15),
             retry_period: Duration::from_secs(5),
         }
+    }
+
+    /// How long after a renewal was sent the leader may act on it: the Lease's duration less one
+    /// retry period, so that it stops before any other replica can take over.
+    fn validity(&self) -> Duration {
+        self.lease_duration.saturating_sub(self.retry_period)
     }
 }
 
@@ -109,11 +127,12 @@ pub async fn release(api: &Api<Lease>, election: &Election) {
     }
 }
 
-/// Waits until this replica holds the Lease.
-pub async fn acquire(api: &Api<Lease>, election: &Election) {
+/// Waits until this replica holds the Lease; returns its tenure, for [`keep`] to renew.
+pub async fn acquire(api: &Api<Lease>, election: &Election) -> Tenure {
     loop {
-        match try_acquire(api, election).await {
-            Ok(true) => return,
+        let sent = Instant::now();
+        match attempt(api, election).await {
+            Ok(true) => return Tenure::until(sent + election.validity()),
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "cannot read or write the leader Lease"),
         }
@@ -121,25 +140,106 @@ pub async fn acquire(api: &Api<Lease>, election: &Election) {
     }
 }
 
-/// Renews the Lease until a renewal has failed for longer than the Lease lasts; then this
-/// replica must stop writing (another may have taken over). Returns when leadership is lost.
-pub async fn keep(api: &Api<Lease>, election: &Election) {
-    let mut last_renewal = tokio::time::Instant::now();
+/// One try, given up after a retry period: a request that hangs must not hold up the decision.
+async fn attempt(api: &Api<Lease>, election: &Election) -> Result<bool, String> {
+    match tokio::time::timeout(election.retry_period.max(MIN_ATTEMPT), try_acquire(api, election)).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(_) => Err("the API server did not answer in time".into()),
+    }
+}
+
+/// The shortest time a try to take or renew the Lease is given.
+const MIN_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// Renews the Lease, extending `tenure` with each renewal, and checks it again at once when a
+/// request finds the tenure overdue. Ends the tenure and returns when another replica holds the
+/// Lease, or when the tenure ran out without a renewal (another may take over now).
+pub async fn keep(api: &Api<Lease>, election: &Election, tenure: &Tenure) {
     loop {
-        tokio::time::sleep(election.retry_period).await;
-        match try_acquire(api, election).await {
-            Ok(true) => last_renewal = tokio::time::Instant::now(),
+        // Overdue (the process was frozen, or a renewal took long): check again at once.
+        if !tenure.is_overdue() {
+            tokio::select! {
+                () = tokio::time::sleep(election.retry_period) => {}
+                () = tenure.0.recheck.notified() => {}
+            }
+        }
+        let sent = Instant::now();
+        match attempt(api, election).await {
+            // A renewal sent before a freeze may come back after the tenure ran out: then the
+            // next round checks again.
+            Ok(true) => tenure.extend(sent + election.validity()),
             Ok(false) => {
                 tracing::warn!("another replica holds the leader Lease; stopping");
+                tenure.end();
                 return;
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot renew the leader Lease");
-                // Stop a little before the Lease runs out, so that two never write at once.
-                if last_renewal.elapsed() + election.retry_period >= election.lease_duration {
+                if tenure.is_overdue() {
+                    tracing::warn!("the leader Lease was not renewed in time; stopping, another replica may take over");
+                    tenure.end();
                     return;
                 }
             }
         }
+    }
+}
+
+/// Whether this replica may act as the leader now: until an instant that each renewal moves on,
+/// or no longer. Cheap to clone; clones share it.
+#[derive(Clone, Debug)]
+pub struct Tenure(Arc<Standing>);
+
+#[derive(Debug)]
+struct Standing {
+    /// `Some(until)` while leading, `None` once ended.
+    until: watch::Sender<Option<Instant>>,
+    /// Wakes [`keep`] when a request finds the tenure overdue.
+    recheck: Notify,
+}
+
+impl Tenure {
+    fn until(until: Instant) -> Self {
+        Self(Arc::new(Standing { until: watch::channel(Some(until)).0, recheck: Notify::new() }))
+    }
+
+    fn extend(&self, until: Instant) {
+        self.0.until.send_modify(|current| {
+            if let Some(current) = current {
+                *current = until.max(*current);
+            }
+        });
+    }
+
+    /// Ends the tenure for good: everything that asks is refused from now on.
+    pub fn end(&self) {
+        self.0.until.send_replace(None);
+    }
+
+    fn is_overdue(&self) -> bool {
+        self.0.until.borrow().is_some_and(|until| Instant::now() >= until)
+    }
+
+    /// Resolves once this replica may act (`Ok`), or never again (`Err` says why). While the
+    /// tenure is overdue, waits for [`keep`] to check the Lease again.
+    pub async fn admit(&self) -> Result<(), String> {
+        let mut until = self.0.until.subscribe();
+        loop {
+            match *until.borrow_and_update() {
+                None => return Err(NOT_LEADING.into()),
+                Some(until) if Instant::now() < until => return Ok(()),
+                Some(_) => {}
+            }
+            self.0.recheck.notify_one();
+            if until.changed().await.is_err() {
+                return Err(NOT_LEADING.into());
+            }
+        }
+    }
+}
+
+impl crate::bitbucket::Gate for Tenure {
+    fn admit(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(Tenure::admit(self))
     }
 }

@@ -5,6 +5,7 @@
 //! server-side apply when it changed. [`references`] follows references between kinds and
 //! `mappers` wakes dependents when what they depend on changes.
 
+pub mod api_server;
 mod binding;
 pub mod clients;
 mod configuration;
@@ -104,8 +105,23 @@ pub async fn run(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    run_term(kube, options, None, shutdown).await;
+}
+
+/// [`run`], for one term as the leader when `tenure` is given: no Bitbucket request, status
+/// write or Event goes out unless the tenure admits it.
+async fn run_term(
+    kube: kube::Client,
+    options: Options,
+    tenure: Option<leader::Tenure>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let telemetry = options.telemetry.clone();
-    let clients = Arc::new(clients::Clients::observed_by(telemetry.clone()).allowing(options.allowed_hosts.clone()));
+    let mut clients = clients::Clients::observed_by(telemetry.clone()).allowing(options.allowed_hosts.clone());
+    if let Some(tenure) = &tenure {
+        clients = clients.gated_by(Arc::new(tenure.clone()));
+    }
+    let clients = Arc::new(clients);
     let memo = Arc::new(context::Memo::default());
     let credential_secrets = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}={CREDENTIAL_LABEL_VALUE}"));
     // One watched namespace: namespaced watches (and namespaced RBAC suffice); otherwise
@@ -152,7 +168,7 @@ pub async fn run(
     let stores =
         Stores::of(&configuration_watch, &cluster_configuration_watch, &binding_watch, &report_watch, secrets_synced);
     let operator_namespace = options.operator_namespace.clone();
-    tokio::spawn(watch_health(stores.clone(), telemetry.clone()));
+    let health = watch_health(stores.clone(), telemetry.clone());
 
     let mut configurations = Controller::for_shared_stream(configuration_watch.owned(), stores.configurations.clone())
         .watches_shared_stream(
@@ -200,7 +216,7 @@ pub async fn run(
     );
 
     let ctx_grace = options.shutdown_grace;
-    let ctx = Arc::new(Context::new(kube, clients, memo, stores, options));
+    let ctx = Arc::new(Context::new(kube, clients, memo, stores, options).led_by(tenure));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let controllers = futures::future::join4(
         configurations
@@ -221,11 +237,13 @@ pub async fn run(
             .for_each(|result| log_failure("RequiredReport", result)),
     );
     let grace = ctx_grace;
-    // The watches end with the controllers: they run inside the same future.
+    // The watches and the health gauges end with the controllers: they run inside the same
+    // future, so that a term as the leader leaves nothing behind.
     let controllers = async move {
         tokio::select! {
             _ = controllers => {}
             _ = watches => {}
+            () = health => {}
         }
     };
     // The shutdown future runs here, not in a task of its own, so that dropping this future
@@ -272,10 +290,10 @@ pub async fn run_replica(
         // A follower is ready: it is there to take over.
         telemetry.set_leader(false);
         telemetry.set_ready(true);
-        tokio::select! {
-            () = leader::acquire(&leases, &election) => {}
+        let tenure = tokio::select! {
+            tenure = leader::acquire(&leases, &election) => tenure,
             () = stopped_by(stopped.clone()) => return,
-        }
+        };
         tracing::info!(identity = %election.identity, "leading");
         telemetry.set_leader(true);
         telemetry.set_ready(false);
@@ -283,14 +301,17 @@ pub async fn run_replica(
             let leases = leases.clone();
             let election = election.clone();
             let stopped = stopped.clone();
+            let tenure = tenure.clone();
             async move {
                 tokio::select! {
-                    () = leader::keep(&leases, &election) => {}
+                    () = leader::keep(&leases, &election, &tenure) => {}
                     () = stopped_by(stopped) => {}
                 }
             }
         };
-        run(kube.clone(), options.clone(), keep).await;
+        run_term(kube.clone(), options.clone(), Some(tenure.clone()), keep).await;
+        // Whatever of the term is left may send nothing more.
+        tenure.end();
         if *stopped.borrow() {
             leader::release(&leases, &election).await;
             telemetry.set_leader(false);

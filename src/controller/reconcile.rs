@@ -220,6 +220,8 @@ pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Act
     }
     // What a reconcile reads from a store that has not finished its first list is no fact.
     ctx.stores.synced().await;
+    // Not even the finalizer is written by a replica that no longer leads.
+    ctx.admit().await?;
     let started = tokio::time::Instant::now();
     let api = api_of(&ctx, object.as_ref());
     let result = finalizer(&api, FINALIZER, object, |event| async {
@@ -237,11 +239,18 @@ pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Act
 /// Retries a failed reconcile with backoff (never sooner than Bitbucket asked for).
 pub fn error_policy<K: Kind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = key_of(object.as_ref());
+    if matches!(error, Error::NotLeading) {
+        // The controllers are stopping; the new leader picks the object up.
+        tracing::debug!(object = %key, %error, "not reconciled");
+        return Action::await_change();
+    }
     // The retry must be a full round, whatever the last successful one scheduled.
     ctx.memo.forget(&key);
     let delay = ctx.backoff.next(&key, error.retry_after(), ctx.options.max_backoff);
     match error {
         Error::Waiting(_) => tracing::info!(object = %key, %error, retry_in = ?delay, "waiting"),
+        // A race with another writer is ordinary: the other write's watch event retries at once.
+        Error::Conflict => tracing::debug!(object = %key, %error, retry_in = ?delay, "conflict"),
         _ => tracing::warn!(object = %key, %error, retry_in = ?delay, "reconcile failed"),
     }
     Action::requeue(delay)
@@ -293,6 +302,8 @@ async fn cleanup<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Act
                 ctx.event(object, notice.warning, notice.reason, notice.action, &notice.note).await;
             }
             ctx.memo.forget(&key_of(object));
+            // The finalizer helper removes the finalizer next: only while this replica leads.
+            ctx.admit().await?;
             Ok(Action::await_change())
         }
         Cleanup::Waiting(status, outcome) => {
@@ -326,5 +337,7 @@ async fn write<K: Kind>(
         return Ok(());
     }
     tracing::debug!(object = %object.name_any(), reason = outcome.reason, "writing status");
+    // A round whose requests were refused because the Lease was lost says nothing true.
+    ctx.admit().await?;
     status::apply(api, object, &status).await
 }

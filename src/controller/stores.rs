@@ -6,14 +6,14 @@
 //!   dependent woken by a change always reads that change (never an older copy from a second
 //!   watch of the same kind).
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt};
 use kube::{
     Api, Resource,
     runtime::{
         WatchStreamExt,
-        reflector::{self, Store},
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
@@ -130,7 +130,13 @@ where
     pub fn run(self, api: Api<K>, config: watcher::Config) -> impl Future<Output = ()> + Send + 'static {
         let Self { store, writer, followers, owners, synced, .. } = self;
         let kind = K::kind(&()).into_owned();
-        watcher(api, config).default_backoff().reflect(writer).for_each(move |event| {
+        let config = super::api_server::watched(config);
+        // What the store held when a list after a lost watch began: what is missing from the
+        // new list was deleted meanwhile, and those who follow the kind must hear of it.
+        let mut before: Option<Vec<Arc<K>>> = None;
+        let mut failing = false;
+        let mut backoff = super::api_server::WatchBackoff::default();
+        watcher(api, config).reflect(writer).for_each(move |event| {
             let send = |object: Arc<K>, deleted: bool| {
                 if !deleted {
                     for owner in &owners {
@@ -141,17 +147,41 @@ where
                     let _ = follower.send(object.clone());
                 }
             };
+            // The watcher tries again when polled next: a delay here is its backoff.
+            let delay = match &event {
+                Ok(_) => {
+                    backoff.reset();
+                    Duration::ZERO
+                }
+                Err(error) => backoff.after(error),
+            };
+            if event.is_ok() && std::mem::take(&mut failing) {
+                tracing::info!(kind, "watch restored");
+            }
             match event {
                 Ok(watcher::Event::Apply(object)) => send(Arc::new(object), false),
                 Ok(watcher::Event::Delete(object)) => send(Arc::new(object), true),
+                Ok(watcher::Event::Init) => {
+                    // The store keeps its old contents until the list is complete.
+                    if *synced.borrow() {
+                        before = Some(store.state());
+                    }
+                }
                 Ok(watcher::Event::InitDone) => {
                     // The store now holds the new list. The first one is news to the kind's own
                     // controller only: nothing is reconciled before every first list is done, so
                     // nobody who follows the kind can have read an older copy. A later one (after
-                    // the watch was lost) may hide any change, so everybody hears of everything.
+                    // the watch was lost) may hide any change, deletions included, so everybody
+                    // hears of everything.
                     let first = !*synced.borrow();
                     synced.send_replace(true);
-                    for object in store.state() {
+                    let now = store.state();
+                    for object in before.take().unwrap_or_default() {
+                        if store.get(&ObjectRef::from_obj(object.as_ref())).is_none() {
+                            send(object, true);
+                        }
+                    }
+                    for object in now {
                         if first {
                             for owner in &owners {
                                 let _ = owner.send(object.clone());
@@ -161,10 +191,21 @@ where
                         }
                     }
                 }
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                Err(error) => tracing::warn!(kind, %error, "watch failed; retrying"),
+                Ok(watcher::Event::InitApply(_)) => {}
+                // The server forgot where the watch was (as it does after a restart): an
+                // ordinary answer, the watcher lists again.
+                Err(error) if super::api_server::expired(&error) => tracing::debug!(kind, %error, "listing again"),
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(kind, %error, retry_in = ?delay, "watch failed; retrying every few seconds");
+                }
+                Err(error) => tracing::debug!(kind, %error, retry_in = ?delay, "watch still failing"),
             }
-            std::future::ready(())
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+            }
         })
     }
 }

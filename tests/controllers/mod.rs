@@ -2,6 +2,8 @@
 //! the Bitbucket simulator, through `crate::harness`. Each test asserts on status, Events, the
 //! simulator's state and its request log. A topic is a file in this folder, declared here.
 //!
+//! - `api_server`: the Kubernetes API server going away and coming back; a finalizer write that
+//!   loses a race with another writer.
 //! - `happy_path`: every kind converges; cluster configurations and monorepo report keys;
 //!   webhooks and repositories that leave a binding.
 //! - `credentials`: Secrets missing, unlabelled or keyless; token rotation; rejected credentials.
@@ -17,6 +19,7 @@
 //! - `hostile`: configurations of servers that answer oversized bodies, junk about themselves or
 //!   truncated JSON still get a condition and a small status without the junk.
 
+mod api_server;
 mod bitbucket_changes;
 mod credentials;
 mod deletion;

@@ -139,9 +139,12 @@ impl ApiError {
         Self::new(422, "Invalid", message).with_details(Value::Object(details))
     }
 
-    /// A JSON patch that cannot be applied (a failed `test`, a missing path).
-    pub fn unprocessable(message: impl Into<String>) -> Self {
-        Self::new(422, "Invalid", message)
+    /// A JSON patch that cannot be applied (a failed `test`, a missing path), answered as real
+    /// servers do: 422 `Invalid` with a generic message and empty details, so no cause says what
+    /// failed (the API server wraps the JSON-patch error without passing its text on).
+    pub fn patch_not_applied() -> Self {
+        Self::new(422, "Invalid", "the server rejected our request due to an error in our request")
+            .with_details(json!({}))
     }
 
     /// A `resourceVersion` older than the history the server still holds.

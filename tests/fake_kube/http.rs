@@ -203,6 +203,13 @@ async fn dispatch(store: &Arc<Store>, request: Request) -> Result<Response, ApiE
     if let Some(error) = store.take_failure(request.method().as_str(), Some(resource_type)) {
         return Err(error);
     }
+    if let Some(name) = name
+        && let Some(patch) = store.take_race(request.method().as_str(), Some(resource_type))
+    {
+        let options = WriteOptions { user_agent_manager: "another-writer".into(), ..WriteOptions::default() };
+        let _ =
+            store.patch(resource, namespace, name, Sub::Main, PatchType::Merge, patch.to_string().as_bytes(), &options);
+    }
     let params = Params(
         Query::<Vec<(String, String)>>::try_from_uri(request.uri())
             .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?

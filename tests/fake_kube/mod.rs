@@ -84,7 +84,9 @@
 //!   (10 s by default; about a minute on a real server) and once more when a watch times out.
 //!   The last [`Config::history_limit`] changes are kept for watches to resume from;
 //!   [`FakeKube::compact`] expires them on demand, and [`FakeKube::close_watches`] ends open
-//!   watches as a restart would.
+//!   watches as a restart would. On a loopback port, [`ServeHandle::go_away`] refuses connections
+//!   and cuts the open ones (watches mid-stream included) until [`ServeHandle::come_back`]; a
+//!   real server that stops may instead leave connections hanging, which only timeouts end.
 //! - The resourceVersion is one global counter, and [`FakeKube::compact`] moves it on without
 //!   a change (it is opaque on a real server: never compare or do arithmetic on it).
 //! - Not served: `/watch/` paths, scale, `/finalize` and other subresources, proxy, exec and
@@ -93,13 +95,15 @@
 //!   server's take as long as they take).
 //! - Timestamps the server sets have one-second precision. `Warning` headers, audit
 //!   annotations and `Retry-After` are never sent; failures injected with
-//!   [`FakeKube::fail_next`] are a bare `Status` with the code asked for.
+//!   [`FakeKube::fail_next`] are a bare `Status` with the code asked for. A JSON patch that does
+//!   not apply answers 422 `Invalid` with the generic message and no cause, as a real server's.
 
 #![allow(dead_code)]
 
 mod apply;
 mod errors;
 mod http;
+mod listener;
 mod patch;
 mod resources;
 mod selectors;
@@ -108,9 +112,8 @@ mod watch;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
+pub use listener::ServeHandle;
 use serde_json::Value;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-
 pub use store::{Config, RequestRecord};
 
 /// A fake API server. Cheap to clone: clones share the same objects.
@@ -128,32 +131,6 @@ impl Default for FakeKube {
 impl std::fmt::Debug for FakeKube {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeKube").field("resource_version", &self.resource_version()).finish()
-    }
-}
-
-/// Keeps a loopback listener running; dropping it (or [`ServeHandle::shutdown`]) stops it.
-pub struct ServeHandle {
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl ServeHandle {
-    /// Stops listening and waits for the server task to end.
-    pub async fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        self.task.abort();
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for ServeHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        self.task.abort();
     }
 }
 
@@ -180,20 +157,10 @@ impl FakeKube {
     }
 
     /// Listens on `addr` (use `127.0.0.1:0` for any free port), for
-    /// `kubectl --server http://ADDR`. Returns the address bound.
+    /// `kubectl --server http://ADDR` or a client over TCP. Returns the address bound; the handle
+    /// can make the server go away and come back ([`ServeHandle::go_away`]).
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<(SocketAddr, ServeHandle)> {
-        let listener = TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let service = self.service();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, service)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Ok((bound, ServeHandle { shutdown: Some(shutdown), task }))
+        ServeHandle::start(addr, self.service()).await
     }
 
     fn resource(&self, resource: &str) -> Option<usize> {
@@ -276,6 +243,14 @@ impl FakeKube {
     /// so the stores of a client fill in the order the test chooses.
     pub fn delay_lists(&self, resource: &str, delay: std::time::Duration) {
         self.store.delay_lists(resource, delay);
+    }
+
+    /// Makes another writer win a race against the next request with this HTTP method (`"*"` any)
+    /// on an object of this resource (a plural or `plural.group`): `patch`, a JSON merge patch,
+    /// lands on the object the request names just before the request is served, so the request
+    /// meets a change its sender could not have seen.
+    pub fn race_next(&self, method: &str, resource: &str, patch: Value) {
+        self.store.race_next(method, resource, patch);
     }
 
     /// Makes the next request with this HTTP method (`"*"` any) on this resource (a plural or

@@ -147,7 +147,8 @@ pub fn check_json_patch(patch: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Applies a JSON patch. All or nothing: on error `document` is left as it was.
+/// Applies a JSON patch. All or nothing: on error `document` is left as it was, and the error
+/// says why (the server's answer does not: see `ApiError::patch_not_applied`).
 ///
 /// As in the API server (which uses evanphx/json-patch), `test` of `null` passes on a missing
 /// path: kube's finalizer helper relies on that.

@@ -321,7 +321,21 @@ async fn merge_and_json_patches() {
             )
             .await,
     );
+    // As a real server answers a failed `test`: nothing says which operation failed.
     assert_eq!((failed.code, failed.reason.as_str()), (422, "Invalid"));
+    assert_eq!(failed.message, "the server rejected our request due to an error in our request");
+    assert!(failed.details.is_none_or(|d| d.causes.is_empty()), "no causes");
+    let unchanged = bindings.get("payments").await.expect("get");
+    assert_eq!(unchanged.finalizers(), ["bitbucket.integrations.dev/cleanup"], "a failed patch changes nothing");
+
+    // Another writer wins a race: its change lands just before the patch, whose `test` fails.
+    fake.race_next("PATCH", "projectbindings", json!({"metadata": {"finalizers": ["example.com/other"]}}));
+    let raced = json_patch(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": ["bitbucket.integrations.dev/cleanup"]},
+        {"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/mine"},
+    ]));
+    assert_eq!(api_error(bindings.patch("payments", &PatchParams::default(), &raced).await).code, 422);
+    assert_eq!(bindings.get("payments").await.expect("get").finalizers(), ["example.com/other"]);
 
     let stale = json!({"metadata": {"resourceVersion": created.resource_version()}, "spec": {"monorepo": false}});
     let conflict = api_error(bindings.patch("payments", &PatchParams::default(), &Patch::Merge(stale)).await);
@@ -1046,6 +1060,40 @@ async fn serves_kubectl_on_loopback() {
     bindings.create(&PostParams::default(), &binding("payments")).await.expect("created over TCP");
     assert!(fake.object("projectbindings", "team-a", "payments").is_some(), "one store behind both clients");
     handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn on_loopback_it_goes_away_cutting_every_connection_and_comes_back_on_the_same_address() {
+    let fake = FakeKube::new();
+    let (address, mut server) = fake.serve("127.0.0.1:0".parse().expect("address")).await.expect("listening");
+    let client =
+        Client::try_from(kube::Config::new(format!("http://{address}").parse().expect("URL"))).expect("client");
+    let bindings: Api<ProjectBinding> = Api::namespaced(client, "team-a");
+    bindings.create(&PostParams::default(), &binding("payments")).await.expect("created");
+    let mut watch = bindings.watch(&WatchParams::default(), "0").await.expect("watching").boxed();
+    match tokio::time::timeout(WAIT, watch.next()).await.expect("in time") {
+        Some(Ok(WatchEvent::Added(added))) => assert_eq!(added.name_any(), "payments"),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    server.go_away();
+    // The open watch breaks off at once, in the middle of its response ...
+    match tokio::time::timeout(WAIT, watch.next()).await.expect("the watch ends at once") {
+        None | Some(Err(_)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    // ... and nothing is accepted while the server is away; the objects stay.
+    let refused = bindings.get("payments").await.expect_err("refused");
+    assert!(!matches!(refused, kube::Error::Api(_)), "refused before any HTTP answer: {refused}");
+    let mut billing = serde_json::to_value(binding("billing")).expect("JSON");
+    billing["metadata"]["namespace"] = "team-a".into();
+    fake.create(billing).expect("written meanwhile");
+
+    server.come_back().await.expect("listening again");
+    assert_eq!(server.addr(), address);
+    let listed = bindings.list(&ListParams::default()).await.expect("served again on the same address");
+    assert_eq!(listed.items.len(), 2);
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use bitbucket_operator::{
 use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 
-use crate::fake_kube::FakeKube;
+use crate::fake_kube::{FakeKube, ServeHandle};
 pub use crate::support::fixtures::{BIG, BINDING, CONFIGURATION, OPERATOR_TOKEN, REPORT, SEED, big_slug, many};
 
 /// How long a test waits for the operator to converge.
@@ -80,6 +80,8 @@ pub struct Env {
     pub sim: RunningSimulator,
     operator: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     pub options: Options,
+    /// The fake on a loopback port, once [`Env::serve_api`] made the operator talk to it over TCP.
+    api_server: Option<ServeHandle>,
 }
 
 impl Env {
@@ -100,7 +102,32 @@ impl Env {
             shutdown_grace: Duration::from_secs(2),
             ..Options::default()
         };
-        Self { fake, sim, operator: None, options }
+        Self { fake, sim, operator: None, options, api_server: None }
+    }
+
+    /// Serves the fake on a loopback port and makes the operator talk to it over TCP, with the
+    /// client settings of `bitbucket-operator run`, so that the server can go away and come back
+    /// ([`Env::api_server`]). The tests' own requests stay in process.
+    pub async fn serve_api(&mut self) {
+        let (_, handle) = self.fake.serve("127.0.0.1:0".parse().expect("address")).await.expect("listening");
+        self.api_server = Some(handle);
+    }
+
+    /// The fake's loopback listener (after [`Env::serve_api`]).
+    pub fn api_server(&mut self) -> &mut ServeHandle {
+        self.api_server.as_mut().expect("serve_api first")
+    }
+
+    /// A client of the fake as the operator gets it: in process, or over TCP after
+    /// [`Env::serve_api`].
+    pub fn operator_client(&self) -> kube::Client {
+        match &self.api_server {
+            Some(server) => {
+                let url = format!("http://{}", server.addr()).parse().expect("URL");
+                controller::api_server::client(kube::Config::new(url)).expect("a client")
+            }
+            None => self.fake.client(),
+        }
     }
 
     /// The simulator's test controls.
@@ -119,7 +146,7 @@ impl Env {
     pub fn start_operator(&mut self) {
         assert!(self.operator.is_none(), "the operator already runs");
         let (stop, stopped) = oneshot::channel::<()>();
-        let kube = self.fake.client();
+        let kube = self.operator_client();
         let options = self.options.clone();
         let task = tokio::spawn(controller::run(kube, options, async move {
             let _ = stopped.await;

@@ -1,5 +1,6 @@
-//! What a platform team relies on in production: leader election between replicas, metrics and
-//! health endpoints, the Bitbucket host allow-list and the watch scope.
+//! What a platform team relies on in production: leader election between replicas (a leader
+//! frozen past its Lease sends nothing once it resumes), metrics and health endpoints, the
+//! Bitbucket host allow-list and the watch scope.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     harness::{self, Env},
-    support::fixtures::{BARE_BINDING, CONFIGURATION, SEED},
+    support::fixtures::{BARE_BINDING, CONFIGURATION, SEED, insert_after},
 };
 
 struct Replica {
@@ -20,21 +21,96 @@ struct Replica {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn replica(env: &Env, identity: &str) -> Replica {
-    let telemetry = Arc::new(Telemetry::new());
-    let options = Options { telemetry: telemetry.clone(), instance: Some(identity.into()), ..env.options.clone() };
-    let election = Election {
+/// A replica's election: a Lease of 2 s, renewed every 200 ms.
+fn election(identity: &str) -> Election {
+    Election {
         lease: "bitbucket-operator".into(),
         namespace: "bitbucket-operator".into(),
         identity: identity.into(),
         lease_duration: Duration::from_secs(2),
         retry_period: Duration::from_millis(200),
-    };
+    }
+}
+
+/// A replica's options: `operator_namespace` is where it reads the Secrets of cluster
+/// configurations.
+fn options(env: &Env, identity: &str, operator_namespace: &str, telemetry: &Arc<Telemetry>) -> Options {
+    Options {
+        telemetry: telemetry.clone(),
+        instance: Some(identity.into()),
+        operator_namespace: operator_namespace.into(),
+        ..env.options.clone()
+    }
+}
+
+fn replica(env: &Env, identity: &str) -> Replica {
+    replica_in(env, identity, &env.options.operator_namespace)
+}
+
+fn replica_in(env: &Env, identity: &str, operator_namespace: &str) -> Replica {
+    let telemetry = Arc::new(Telemetry::new());
+    let options = options(env, identity, operator_namespace, &telemetry);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run_replica(env.fake.client(), options, Some(election), async move {
-        let _ = stopped.await;
-    }));
+    let task =
+        tokio::spawn(controller::run_replica(env.fake.client(), options, Some(election(identity)), async move {
+            let _ = stopped.await;
+        }));
     Replica { telemetry, stop: Some(stop), task }
+}
+
+/// What freezes a replica: told when it is frozen, waiting to be told to resume.
+type Freeze = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+
+/// A replica on a runtime and a thread of its own, which the test freezes as SIGSTOP freezes a
+/// process (none of its tasks runs, its timers included) and resumes as SIGCONT does (every
+/// timer that came due fires at once).
+struct FreezableReplica {
+    telemetry: Arc<Telemetry>,
+    stop: oneshot::Sender<()>,
+    freezes: tokio::sync::mpsc::UnboundedSender<Freeze>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn freezable_replica(env: &Env, identity: &str, operator_namespace: &str) -> FreezableReplica {
+    let telemetry = Arc::new(Telemetry::new());
+    let options = options(env, identity, operator_namespace, &telemetry);
+    let election = election(identity);
+    let fake = env.fake.clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (freezes, mut frozen) = tokio::sync::mpsc::unbounded_channel::<Freeze>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async move {
+            tokio::spawn(async move {
+                while let Some((frozen, resume)) = frozen.recv().await {
+                    let _ = frozen.send(());
+                    // Blocks the runtime's only thread: nothing of the replica runs meanwhile.
+                    let _ = resume.recv();
+                }
+            });
+            controller::run_replica(fake.client(), options, Some(election), async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    });
+    FreezableReplica { telemetry, stop, freezes, thread }
+}
+
+impl FreezableReplica {
+    /// Freezes the replica; sending on what it returns resumes it.
+    async fn freeze(&self) -> std::sync::mpsc::Sender<()> {
+        let (frozen, is_frozen) = std::sync::mpsc::channel();
+        let (resume, resumed) = std::sync::mpsc::channel();
+        self.freezes.send((frozen, resumed)).expect("the replica runs");
+        tokio::task::spawn_blocking(move || is_frozen.recv()).await.expect("join").expect("frozen");
+        resume
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::task::spawn_blocking(move || self.thread.join()).await.expect("join").expect("the replica stopped");
+    }
 }
 
 fn reconciles(telemetry: &Telemetry) -> u64 {
@@ -91,6 +167,94 @@ async fn a_leader_that_is_killed_is_replaced_when_its_lease_expires() {
     let started = tokio::time::Instant::now();
     env.eventually("replica-b leads", || second.telemetry.is_leader()).await;
     assert!(started.elapsed() >= Duration::from_secs(1), "took over before the Lease expired");
+    second.task.abort();
+    env.shutdown().await;
+}
+
+/// The BIG seed (see `harness::many`) with a second admin of BIG, `svc-standby`.
+fn two_admins(n: usize) -> String {
+    insert_after(
+        &harness::many(n),
+        "users:\n",
+        "  - name: svc-standby\n    password: \"standby pass\"\n    tokens: [{name: standby, token: BBDC-standby-token}]\n",
+    )
+    .replace("permissions: {svc-operator: PROJECT_ADMIN}\n", "permissions: {svc-operator: PROJECT_ADMIN, svc-standby: PROJECT_ADMIN}\n")
+}
+
+/// A cluster configuration `shared` whose Secret each replica reads in its own namespace: in
+/// ops-a it holds svc-operator's token, in ops-b svc-standby's; so the simulator's log tells
+/// which replica sent a request. The binding `big` of every repository of BIG uses it.
+const SHARED: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: bitbucket-token, namespace: ops-a, labels: {bitbucket.integrations.dev/credential: "true"}}
+stringData: {token: BBDC-operator-token}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bitbucket-token, namespace: ops-b, labels: {bitbucket.integrations.dev/credential: "true"}}
+stringData: {token: BBDC-standby-token}
+---
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: ClusterBitbucketConfiguration
+metadata: {name: shared}
+spec:
+  url: {URL}
+  allowInsecureHttp: true
+  # Paced, so that a frozen replica is caught waiting for its next request, not handing one to
+  # its connection (what a process had handed over when it was stopped goes out when it resumes:
+  # no check in the client can take that back).
+  rateLimit: {requestsPerSecond: 10, burst: 1}
+  auth: {token: {secretRef: {name: bitbucket-token}}}
+  allowedNamespaces: {names: [team-a]}
+---
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: ProjectBinding
+metadata: {name: big}
+spec:
+  configurationRef: {kind: ClusterBitbucketConfiguration, name: shared}
+  projectKey: BIG
+  repositories: {}
+  webhooks:
+    - name: ci
+      url: https://ci.example.com/hook
+      events: ["repo:refs_changed"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_leader_that_lost_its_lease_sends_nothing_when_it_resumes_and_steps_down() {
+    const N: usize = 12;
+    let env = Env::new(&two_admins(N)).await;
+    let first = freezable_replica(&env, "replica-a", "ops-a");
+    env.eventually("replica-a leads", || first.telemetry.is_leader()).await;
+    let second = replica_in(&env, "replica-b", "ops-b");
+    env.apply(SHARED);
+    env.eventually("replica-a creating webhooks", || harness::webhooks_created(&env) >= 3).await;
+
+    let resume = first.freeze().await;
+    assert!(harness::webhooks_created(&env) < N as u64, "the round was over before the freeze");
+    env.eventually("replica-b takes the Lease over", || second.telemetry.is_leader()).await;
+    // Everything replica-a sent before the freeze has been answered by now.
+    let taken_over = env.log().len();
+    resume.send(()).expect("resumed");
+    env.eventually("replica-a steps down", || !first.telemetry.is_leader()).await;
+    env.wait_ready("projectbindings", "big", "True", "Bound").await;
+    // Anything replica-a was going to send after it resumed, it has sent by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let log = env.log();
+    let after: Vec<_> = log[taken_over..].iter().filter(|r| r.user.as_deref() == Some("svc-operator")).collect();
+    assert!(after.is_empty(), "replica-a sent {} requests after another replica took over: {after:#?}", after.len());
+    assert!(log[taken_over..].iter().any(|r| r.user.as_deref() == Some("svc-standby")), "replica-b did the work");
+    for i in 0..N {
+        let slug = harness::big_slug(i);
+        assert_eq!(env.bitbucket().webhooks("BIG", &slug).expect("the repository").len(), 1, "{slug}");
+    }
+    assert_eq!(harness::webhooks_created(&env), N as u64, "a webhook was created twice");
+    let lease = env.fake.object("leases", "bitbucket-operator", "bitbucket-operator").expect("the Lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "replica-b");
+    assert!(first.telemetry.is_ready(), "replica-a waits as a follower");
+    first.stop().await;
     second.task.abort();
     env.shutdown().await;
 }

@@ -127,6 +127,22 @@ struct Failure {
     code: u16,
 }
 
+/// Another writer's merge patch, landed just before a request it races.
+#[derive(Debug)]
+struct Race {
+    method: String,
+    resource: String,
+    patch: Value,
+}
+
+/// Whether a request matches an injection's method and resource (`*` or empty: any).
+fn targets(method: &str, resource: &str, request_method: &str, request_resource: Option<&ResourceType>) -> bool {
+    (method.is_empty() || method == "*" || method == request_method)
+        && (resource.is_empty()
+            || resource == "*"
+            || request_resource.is_some_and(|r| r.plural == resource || r.group_resource() == resource))
+}
+
 #[derive(Debug, Default)]
 struct State {
     resource_version: u64,
@@ -141,6 +157,7 @@ struct State {
     requests: VecDeque<RequestRecord>,
     request_count: u64,
     failures: Vec<Failure>,
+    races: Vec<Race>,
 }
 
 /// The objects of one storage, in one namespace or all, in key order.
@@ -382,14 +399,20 @@ impl Store {
     /// The injected failure for this request, if one matches (each is used once).
     pub fn take_failure(&self, method: &str, resource: Option<&ResourceType>) -> Option<ApiError> {
         let mut state = self.state();
-        let position = state.failures.iter().position(|f| {
-            (f.method.is_empty() || f.method == "*" || f.method == method)
-                && (f.resource.is_empty()
-                    || f.resource == "*"
-                    || resource.is_some_and(|r| r.plural == f.resource || r.group_resource() == f.resource))
-        })?;
+        let position = state.failures.iter().position(|f| targets(&f.method, &f.resource, method, resource))?;
         let failure = state.failures.remove(position);
         Some(ApiError::injected(failure.code))
+    }
+
+    pub fn race_next(&self, method: &str, resource: &str, patch: Value) {
+        self.state().races.push(Race { method: method.to_uppercase(), resource: resource.to_owned(), patch });
+    }
+
+    /// The other writer's patch that this request races, if one matches (each is used once).
+    pub fn take_race(&self, method: &str, resource: Option<&ResourceType>) -> Option<Value> {
+        let mut state = self.state();
+        let position = state.races.iter().position(|r| targets(&r.method, &r.resource, method, resource))?;
+        Some(state.races.remove(position).patch)
     }
 
     // -- commits -------------------------------------------------------------------------------

@@ -332,7 +332,9 @@ impl Store {
         let old_view = to_view(view, &old.object);
         let mut patched = old_view.clone();
         match patch_type {
-            PatchType::Json => patch::json_patch(&mut patched, &patch_document).map_err(ApiError::unprocessable)?,
+            PatchType::Json => {
+                patch::json_patch(&mut patched, &patch_document).map_err(|_| ApiError::patch_not_applied())?
+            }
             _ => patch::merge_patch(&mut patched, &patch_document),
         }
         let mut patched = object_body(patched)?;
