@@ -491,10 +491,10 @@ async fn run(scenario: Scenario, sim: &Simulator, fake: &FakeKube, api_url: &str
     let cpu_cold = cpu() - cpu_before;
     let check = connection_check_requests(sim);
     let pages = scenario.bindings as u64 * scenario.repositories_per_binding.div_ceil(PAGE) as u64;
-    let cold_minimum = 3 * repositories as u64 + pages + check;
+    let cold_minimum = 4 * repositories as u64 + pages + check;
     let (cold_total, cold_writes) = print_requests("cold", sim, repositories, cold_minimum);
     println!(
-        "    (minimum: per repository a webhook read, a webhook create and a merge-check write; {pages} repository page(s); {check} connection-check request(s))"
+        "    (minimum: per repository one read and at most one write per managed object (webhook list and create, merge-check read and write); {pages} repository page(s); {check} connection-check request(s))"
     );
     let bound = 1.1 * (cold_total.saturating_sub(BURST)) as f64 / RATE as f64 + 2.0;
     let held = converged && ready_wall.as_secs_f64() <= bound;
