@@ -168,9 +168,11 @@ impl Client {
         self.parse::<RawWebhook>(&call, &response).map(Webhook::from)
     }
 
-    /// Creates a webhook and reads it back (the create response is unreliable about the secret).
-    /// Not retried: a lost answer could mean it exists, so callers list and match by name first.
-    pub async fn create_webhook(&self, project: &str, slug: &str, webhook: &WebhookRequest) -> Result<Webhook, Error> {
+    /// Creates a webhook and returns its id. Only the id is taken from the answer, which is
+    /// unreliable about the secret; the next round's list shows the webhook as stored (reading it
+    /// back here would cost a request per webhook that nobody uses). Not retried: a lost answer
+    /// could mean it exists, so callers list and match by name first.
+    pub async fn create_webhook(&self, project: &str, slug: &str, webhook: &WebhookRequest) -> Result<i64, Error> {
         let call = Call::new(
             Method::POST,
             "POST /rest/api/1.0/projects/{key}/repos/{slug}/webhooks",
@@ -183,7 +185,7 @@ impl Client {
             return Err(self.failure(&call, &response, || not_found_under(&response, project, Some(slug))));
         }
         let created: RawWebhook = self.parse(&call, &response)?;
-        self.get_webhook(project, slug, created.id).await
+        Ok(created.id)
     }
 
     /// Replaces a webhook with `webhook` (Bitbucket's PUT is a full replacement).

@@ -317,12 +317,6 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint("create_webhook", Method::POST, WEBHOOKS, "POST /rest/api/1.0/projects/{key}/repos/{slug}/webhooks"),
         endpoint(
-            "create_webhook",
-            Method::GET,
-            "/rest/api/1.0/projects/PAY/repos/api/webhooks/5",
-            "GET /rest/api/1.0/projects/{key}/repos/{slug}/webhooks/{id}",
-        ),
-        endpoint(
             "update_webhook",
             Method::PUT,
             "/rest/api/1.0/projects/PAY/repos/api/webhooks/5",
@@ -364,7 +358,7 @@ async fn call(client: &Client, name: &str) -> Result<String, Error> {
         "get_repository" => client.get_repository("PAY", "api").await.map(|r| r.slug),
         "list_webhooks" => client.list_webhooks("PAY", "api").await.map(|w| w.len().to_string()),
         "get_webhook" => client.get_webhook("PAY", "api", 5).await.map(|w| w.name),
-        "create_webhook" => client.create_webhook("PAY", "api", &webhook).await.map(|w| w.name),
+        "create_webhook" => client.create_webhook("PAY", "api", &webhook).await.map(|id| id.to_string()),
         "update_webhook" => client.update_webhook("PAY", "api", 5, &webhook).await.map(|w| w.name),
         "get_merge_check" => client.get_merge_check("PAY", "api", "k").await.map(|c| format!("{c:?}")),
         "put_merge_check" => client.put_merge_check("PAY", "api", &check).await.map(|c| format!("{c:?}")),
