@@ -41,6 +41,22 @@ impl Kind for ProjectBinding {
     async fn cleanup(ctx: &Context, binding: &Self) -> Result<Cleanup<ProjectBindingStatus>, Error> {
         unbind(ctx, binding).await
     }
+
+    /// The webhook names and the bound slugs are what the next round and the cleanup work from:
+    /// first without the clone URLs (most of each entry), then without the repositories.
+    fn shortened(status: &ProjectBindingStatus) -> Vec<ProjectBindingStatus> {
+        let bare = ProjectBindingStatus {
+            repository_count: status.repository_count,
+            managed_webhooks: status.managed_webhooks.clone(),
+            ..ProjectBindingStatus::default()
+        };
+        let repositories = status
+            .repositories
+            .iter()
+            .map(|r| BoundRepository { clone_urls: CloneUrls::default(), ..r.clone() })
+            .collect();
+        vec![ProjectBindingStatus { repositories, ..bare.clone() }, bare]
+    }
 }
 
 fn bound_repository(repository: &Repository) -> BoundRepository {

@@ -101,6 +101,14 @@ impl<K: ConfigurationObject> Kind for K {
     async fn cleanup(ctx: &Context, object: &Self) -> Result<Cleanup<ConfigurationStatus>, Error> {
         wait_for_users(ctx, object).await
     }
+
+    /// The rejected credential keeps the operator from trying it again.
+    fn shortened(status: &ConfigurationStatus) -> Vec<ConfigurationStatus> {
+        vec![ConfigurationStatus {
+            rejected_credential: status.rejected_credential.clone(),
+            ..ConfigurationStatus::default()
+        }]
+    }
 }
 
 /// The key of a configuration of either kind.

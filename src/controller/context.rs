@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::{clients::Clients, stores::Stores};
+use crate::plan::status::Outcome;
 
 /// The name the operator writes under (field manager, Event reporter, finalizer prefix).
 pub const MANAGER: &str = "bitbucket-operator";
@@ -153,7 +154,19 @@ struct MemoEntry {
 #[derive(Default)]
 pub struct Memo {
     entries: Mutex<HashMap<String, MemoEntry>>,
+    held: Mutex<HashMap<String, Held>>,
 }
+
+/// A round's status that the API server refused to store: written again at `retry_at`, so the
+/// retry costs no Bitbucket request.
+struct Held {
+    status: Box<dyn std::any::Any + Send + Sync>,
+    outcome: Outcome,
+    retry_at: Instant,
+}
+
+/// A held status whose retry is due, or how long until it is.
+pub type HeldStatus = Result<(Box<dyn std::any::Any + Send + Sync>, Outcome), Duration>;
 
 impl Memo {
     /// Whether the object is due, and if not, how long until it is. Consumes a dirty mark.
@@ -186,6 +199,30 @@ impl Memo {
     /// Forgets an object, so that its next reconcile is a full round.
     pub fn forget(&self, key: &str) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.release(key);
+    }
+
+    /// Keeps a status the API server refused, to write again after `wait`.
+    pub fn hold(&self, key: &str, status: Box<dyn std::any::Any + Send + Sync>, outcome: Outcome, wait: Duration) {
+        let held = Held { status, outcome, retry_at: Instant::now() + wait };
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), held);
+    }
+
+    /// The held status of an object once its retry is due (taken out), or how long until then;
+    /// `None` when nothing is held.
+    pub fn held(&self, key: &str) -> Option<HeldStatus> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let retry_at = held.get(key)?.retry_at;
+        if now < retry_at {
+            return Some(Err(retry_at - now));
+        }
+        held.remove(key).map(|h| Ok((h.status, h.outcome)))
+    }
+
+    /// Drops an object's held status (a new round computed a newer one).
+    pub fn release(&self, key: &str) {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 }
 

@@ -17,7 +17,10 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     api::conditions::{READY, find},
     bitbucket,
-    plan::status::{Outcome, Phase},
+    plan::{
+        reasons,
+        status::{Outcome, Phase},
+    },
 };
 
 use super::{
@@ -111,7 +114,8 @@ pub enum Cleanup<S> {
 
 /// A kind of the operator, as the skeleton sees it.
 pub trait Kind:
-    Object + HasStatus<Status: Conditioned + Serialize + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync>
+    Object
+    + HasStatus<Status: Conditioned + Serialize + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static>
 {
     /// The kind's name in metrics and logs.
     const KIND: &'static str;
@@ -125,6 +129,12 @@ pub trait Kind:
     }
     /// One round: observe Bitbucket, carry out the plan, say where the object stands.
     fn round(ctx: &Context, object: &Self) -> impl Future<Output = Result<Round<Status<Self>>, Error>> + Send;
+    /// Shorter forms of a full status the API server refused (conditions aside), longest
+    /// first, each keeping what later rounds rely on; the last is the smallest there is.
+    /// Nothing but the conditions by default.
+    fn shortened(_status: &Status<Self>) -> Vec<Status<Self>> {
+        vec![Status::<Self>::default()]
+    }
     /// Cleanup before the object goes.
     fn cleanup(ctx: &Context, object: &Self) -> impl Future<Output = Result<Cleanup<Status<Self>>, Error>> + Send;
 }
@@ -260,10 +270,20 @@ async fn apply<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Actio
     let key = key_of(object);
     let revision = revision(object);
     // Triggered by the operator's own status write, or by a change that does not matter to
-    // it: no round with Bitbucket.
+    // it: no round with Bitbucket, only the retry of a status the API server refused.
     if let Err(wait) = ctx.memo.due(&key, revision) {
-        return Ok(Action::requeue(wait));
+        return match ctx.memo.held(&key) {
+            None => Ok(Action::requeue(wait)),
+            Some(Err(retry_in)) => Ok(Action::requeue(retry_in.min(wait))),
+            Some(Ok((status, outcome))) => match status.downcast::<Status<K>>() {
+                Ok(status) => rewrite(ctx, api, object, *status, outcome, wait).await,
+                // Keys name the kind, so a held status is always of the object's kind.
+                Err(_) => Ok(Action::requeue(wait)),
+            },
+        };
     }
+    // This round's status supersedes any held one.
+    ctx.memo.release(&key);
     let round = K::round(ctx, object).await?;
     if let Next::Pending(wait) = round.next {
         ctx.memo.forget(&key);
@@ -273,16 +293,145 @@ async fn apply<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Actio
     for notice in &round.notices {
         ctx.event(object, notice.warning, notice.reason, notice.action, &notice.note).await;
     }
-    write(ctx, api, object, round.status, &round.outcome).await?;
+    let written = write(ctx, api, object, round.status.clone(), &round.outcome).await;
+    let refused = match written {
+        Ok(()) => None,
+        Err(error) => match Refusal::of(&error) {
+            Some(refusal) => Some(refusal),
+            None => return Err(error),
+        },
+    };
+    if let Some(refusal) = refused {
+        shorten(ctx, api, object, &round.status, refusal).await;
+    }
     match round.next {
         Next::Retry(error) => Err(Error::Bitbucket(error)),
         Next::Resync(interval) | Next::Pending(interval) => {
-            ctx.backoff.reset(&key);
             let next = jittered(interval);
             ctx.memo.done(&key, revision, next);
-            Ok(Action::requeue(next))
+            if refused.is_none() {
+                ctx.backoff.reset(&key);
+                return Ok(Action::requeue(next));
+            }
+            // Bitbucket was read: the retry only writes what this round found.
+            let retry_in = ctx.backoff.next(&key, None, ctx.options.max_backoff);
+            ctx.memo.hold(&key, Box::new(round.status), round.outcome, retry_in);
+            Ok(Action::requeue(retry_in))
         }
     }
+}
+
+/// Writes a held status again; `wait` is how long until the next Bitbucket round is due.
+async fn rewrite<K: Kind>(
+    ctx: &Context,
+    api: &Api<K>,
+    object: &K,
+    status: Status<K>,
+    outcome: Outcome,
+    wait: Duration,
+) -> Result<Action, Error> {
+    let key = key_of(object);
+    let error = match write(ctx, api, object, status.clone(), &outcome).await {
+        Ok(()) => {
+            tracing::info!(object = %key, "the full status is written");
+            ctx.backoff.reset(&key);
+            return Ok(Action::requeue(wait));
+        }
+        Err(error @ Error::NotLeading) => return Err(error),
+        Err(error) => error,
+    };
+    match Refusal::of(&error) {
+        Some(refusal) => shorten(ctx, api, object, &status, refusal).await,
+        // Not the status's fault (an API server outage, say): it is written again all the same.
+        None => tracing::warn!(object = %key, %error, "cannot write the status"),
+    }
+    let retry_in = ctx.backoff.next(&key, None, ctx.options.max_backoff);
+    ctx.memo.hold(&key, Box::new(status), outcome, retry_in);
+    Ok(Action::requeue(retry_in.min(wait)))
+}
+
+/// Why the API server refused a status write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Over etcd's object limit (500 with etcd's or gRPC's message) or the request body limit
+    /// (413).
+    TooLarge,
+    /// 422: the status does not pass the CRD's validation.
+    Invalid,
+    /// 409: another writer came first; writing again is all it takes.
+    Conflict,
+}
+
+impl Refusal {
+    fn of(error: &Error) -> Option<Self> {
+        let Error::Kube(kube::Error::Api(status)) = error else { return None };
+        match status.code {
+            413 => Some(Self::TooLarge),
+            500 if status.message.contains("etcdserver: request is too large")
+                || status.message.contains("trying to send message larger than max") =>
+            {
+                Some(Self::TooLarge)
+            }
+            422 => Some(Self::Invalid),
+            409 => Some(Self::Conflict),
+            _ => None,
+        }
+    }
+
+    /// The outcome the shortened status states. The server's own text stays in the log: it is
+    /// not the operator's to vouch for.
+    fn outcome(self) -> Option<Outcome> {
+        match self {
+            Self::TooLarge => Some(Outcome::stalled(
+                reasons::STATUS_TOO_LARGE,
+                "the Kubernetes API server refused the full status as too large to store (etcd keeps \
+                 objects up to about 1.5 MiB), so a shortened status is shown and the full one is written \
+                 again with backoff; make the object cover less (for a ProjectBinding, split its \
+                 repositories over several bindings), or raise the API server's object size limit",
+            )),
+            Self::Invalid => Some(Outcome::stalled(
+                reasons::STATUS_REJECTED,
+                "the Kubernetes API server rejected the full status as invalid (its answer is in the \
+                 operator's log), so a shortened status is shown and the full one is written again with \
+                 backoff; install the CRDs of this operator version (bitbucket-operator crds)",
+            )),
+            Self::Conflict => None,
+        }
+    }
+}
+
+/// After a refused status write: the essential status with a condition that says why, and a
+/// Warning Event. A failure here is logged; the caller retries with backoff either way.
+async fn shorten<K: Kind>(ctx: &Context, api: &Api<K>, object: &K, full: &Status<K>, refusal: Refusal) {
+    let key = key_of(object);
+    let Some(outcome) = refusal.outcome() else {
+        tracing::debug!(object = %key, "the status write met another writer's; writing it again");
+        return;
+    };
+    tracing::warn!(object = %key, reason = outcome.reason, "the API server refused the status; writing a shortened one");
+    ctx.options.telemetry.stalled(K::KIND, outcome.reason);
+    let previous = object.status();
+    let old = previous.map(Conditioned::conditions).unwrap_or_default();
+    if find(old, READY).map(|c| c.reason.as_str()) != Some(outcome.reason) {
+        ctx.event(object, true, outcome.reason, "WriteStatus", &outcome.message).await;
+    }
+    for mut short in K::shortened(full) {
+        short.stamp(object.meta().generation, status::conditions_for(object, old, &outcome));
+        if previous == Some(&short) || ctx.admit().await.is_err() {
+            return;
+        }
+        match status::apply(api, object, &short).await {
+            Ok(()) => return,
+            Err(error) if Refusal::of(&error) == Some(Refusal::TooLarge) => {
+                tracing::warn!(object = %key, %error, "the shortened status is refused too");
+            }
+            Err(error) => {
+                tracing::error!(object = %key, %error, "cannot write even the shortened status");
+                return;
+            }
+        }
+    }
+    tracing::error!(object = %key, "cannot write even the shortest status");
 }
 
 /// What of an object asks for a round when it changes: its generation (the spec), and the
@@ -307,7 +456,10 @@ async fn cleanup<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Act
             Ok(Action::await_change())
         }
         Cleanup::Waiting(status, outcome) => {
-            write(ctx, api, object, status, &outcome).await?;
+            if let Err(error) = write(ctx, api, object, status.clone(), &outcome).await {
+                let refusal = Refusal::of(&error).ok_or(error)?;
+                shorten(ctx, api, object, &status, refusal).await;
+            }
             Err(Error::Waiting(outcome.message))
         }
     }
@@ -340,4 +492,35 @@ async fn write<K: Kind>(
     // A round whose requests were refused because the Lease was lost says nothing true.
     ctx.admit().await?;
     status::apply(api, object, &status).await
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn answered(code: u16, message: &str) -> Error {
+        let status = json!({"status": "Failure", "code": code, "message": message, "reason": ""});
+        Error::Kube(kube::Error::Api(Box::new(serde_json::from_value(status).expect("a Status"))))
+    }
+
+    #[test]
+    fn which_answers_to_a_status_write_are_refusals_of_the_status_itself() {
+        let grpc =
+            "rpc error: code = ResourceExhausted desc = trying to send message larger than max (3511768 vs. 2097152)";
+        assert_eq!(Refusal::of(&answered(500, "etcdserver: request is too large")), Some(Refusal::TooLarge));
+        assert_eq!(Refusal::of(&answered(500, grpc)), Some(Refusal::TooLarge));
+        assert_eq!(Refusal::of(&answered(413, "Request entity too large: limit is 3145728")), Some(Refusal::TooLarge));
+        assert_eq!(Refusal::of(&answered(422, "ProjectBinding \"big\" is invalid")), Some(Refusal::Invalid));
+        assert_eq!(Refusal::of(&answered(409, "the object has been modified")), Some(Refusal::Conflict));
+        // Any other failure is the API server's, not the status's: the round is retried as before.
+        assert_eq!(Refusal::of(&answered(500, "etcdserver: leader changed")), None);
+        assert_eq!(Refusal::of(&answered(503, "")), None);
+        assert_eq!(Refusal::of(&Error::NotLeading), None);
+        // What the shortened status says is the operator's own text, never the server's.
+        let outcome = Refusal::TooLarge.outcome().expect("an outcome");
+        assert_eq!((outcome.phase, outcome.reason), (Phase::Stalled, reasons::STATUS_TOO_LARGE));
+        assert!(Refusal::Conflict.outcome().is_none(), "a conflict is retried quietly");
+    }
 }

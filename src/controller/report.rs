@@ -35,6 +35,16 @@ impl Kind for RequiredReport {
     async fn cleanup(ctx: &Context, report: &Self) -> Result<Cleanup<RequiredReportStatus>, Error> {
         withdraw(ctx, report).await
     }
+
+    /// The report key is what the cleanup removes; the counts are small and still true.
+    fn shortened(status: &RequiredReportStatus) -> Vec<RequiredReportStatus> {
+        vec![RequiredReportStatus {
+            report_key: status.report_key.clone(),
+            repository_count: status.repository_count,
+            in_sync_count: status.in_sync_count,
+            ..RequiredReportStatus::default()
+        }]
+    }
 }
 
 async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<RequiredReportStatus>, Error> {

@@ -7,6 +7,14 @@ pub const PROGRESSING: &str = "Progressing";
 /// Being deleted: the operator is removing what it created.
 pub const DELETING: &str = "Deleting";
 
+// Every kind.
+/// The Kubernetes API server refused to store the full status as too large; only the
+/// conditions are written while the full status is retried.
+pub const STATUS_TOO_LARGE: &str = "StatusTooLarge";
+/// The Kubernetes API server rejected the status as invalid; only the conditions are written
+/// while the full status is retried.
+pub const STATUS_REJECTED: &str = "StatusRejected";
+
 // Configurations.
 /// The connection check passed: the server runs, the credential works.
 pub const CONNECTED: &str = "Connected";

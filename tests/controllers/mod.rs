@@ -16,6 +16,9 @@
 //! - `restart`: restarts over converged state with the stores filling in the worst orders, and
 //!   a kill in the middle of a cold round.
 //! - `figures`: the Bitbucket requests of a cold reconcile and of a no-op resync.
+//! - `status_refusals`: a status the API server refuses (too large, invalid) is shortened,
+//!   announced and written again later without reading Bitbucket; a report on such a binding
+//!   says why it waits.
 //! - `hostile`: configurations of servers that answer oversized bodies, junk about themselves or
 //!   truncated JSON still get a condition and a small status without the junk.
 
@@ -29,3 +32,4 @@ mod hostile;
 mod references;
 mod resilience;
 mod restart;
+mod status_refusals;

@@ -417,6 +417,10 @@ pub fn apply(
         if removed.iter().any(|gone| path.starts_with(gone)) || is_key_field(path) {
             continue;
         }
+        // An empty map applied before is owned as a leaf; filled now, it is owned field by field.
+        if owned.iter().any(|field| field.len() > path.len() && field.starts_with(path)) {
+            continue;
+        }
         let kept = managers.iter().any(|(key, fields)| key != entry && covers(fields, path));
         if !kept {
             remove_path(&mut object, path, schema);

@@ -56,7 +56,23 @@ impl ApiError {
 
     /// A request body over what a real API server reads (3 MiB).
     pub fn request_too_large() -> Self {
-        Self::new(413, "RequestEntityTooLarge", "the request is too large")
+        Self::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+    }
+
+    /// An object etcd refuses to store (over its request limit): 500, worded as etcd words it.
+    pub fn object_too_large() -> Self {
+        Self::new(500, "InternalError", "etcdserver: request is too large")
+    }
+
+    /// An object larger than the gRPC message the API server may send etcd.
+    pub fn message_too_large(size: usize, limit: usize) -> Self {
+        Self::new(
+            500,
+            "InternalError",
+            format!(
+                "rpc error: code = ResourceExhausted desc = trying to send message larger than max ({size} vs. {limit})"
+            ),
+        )
     }
 
     pub fn not_found(resource: &ResourceType, name: &str) -> Self {

@@ -23,9 +23,12 @@
 //! How it differs from a real API server. Nothing in `src/` may rely on any of these; where
 //! the fake is more lenient than a real server, code that passes here can still fail there.
 //! - Access: no authentication, RBAC, admission webhooks or policies, quota, API priority and
-//!   fairness, or object size limit (a real server refuses objects over about 1.5 MiB; the
-//!   fake only refuses request bodies over 3 MiB with 413, as a real one does). Every
-//!   request is handled under one lock, one at a time.
+//!   fairness. Sizes are limited as on a real server: a request body over 3 MiB answers 413,
+//!   and an object whose stored JSON exceeds [`Config::max_object_bytes`] (1.5 MiB, etcd's
+//!   default; [`FakeKube::limit_object_size`] changes it) answers 500 `etcdserver: request is too
+//!   large`, or above 2 MiB the gRPC `ResourceExhausted` message (a real server measures its
+//!   encoded form, protobuf for built-in kinds, with `managedFields`, so its sizes differ a
+//!   little). Every request is handled under one lock, one at a time.
 //! - Namespaces are plain objects: writing into a namespace that does not exist works, and
 //!   deleting one is immediate and deletes nothing in it. There is no garbage collector:
 //!   `ownerReferences` are stored (not validated) but dependents are never deleted;
@@ -114,7 +117,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 pub use listener::ServeHandle;
 use serde_json::Value;
-pub use store::{Config, RequestRecord};
+pub use store::{Config, MAX_OBJECT_BYTES, RequestRecord};
 
 /// A fake API server. Cheap to clone: clones share the same objects.
 #[derive(Clone)]
@@ -243,6 +246,12 @@ impl FakeKube {
     /// so the stores of a client fill in the order the test chooses.
     pub fn delay_lists(&self, resource: &str, delay: std::time::Duration) {
         self.store.delay_lists(resource, delay);
+    }
+
+    /// Changes the largest object later writes may store (its JSON, in bytes), as etcd's
+    /// `--max-request-bytes` would; [`store::MAX_OBJECT_BYTES`] is the real default.
+    pub fn limit_object_size(&self, bytes: usize) {
+        self.store.limit_object_size(bytes);
     }
 
     /// Makes another writer win a race against the next request with this HTTP method (`"*"` any)

@@ -1174,3 +1174,104 @@ async fn serve_examples_for_kubectl() {
     println!("kubectl --server http://{bound} get bitbucket -A");
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// A `Status` that says etcd refused the object as too large.
+fn assert_too_large(status: &Status) {
+    assert_eq!((status.code, status.reason.as_str()), (500, "InternalError"), "{status:?}");
+    assert_eq!(status.message, "etcdserver: request is too large");
+}
+
+#[tokio::test]
+async fn objects_too_large_for_etcd_are_refused_as_a_real_server_refuses_them() {
+    let fake = FakeKube::new();
+    let secrets: Api<Secret> = Api::namespaced(fake.client(), "default");
+    let with_data = |name: &str, bytes: usize| {
+        let mut secret = secret(name, json!({}));
+        secret.string_data = Some([("data".to_owned(), "x".repeat(bytes))].into());
+        secret
+    };
+    // Stored base64-encoded: a third larger than sent.
+    assert_too_large(&api_error(secrets.create(&PostParams::default(), &with_data("over", 1200 * 1024)).await));
+    let huge = api_error(secrets.create(&PostParams::default(), &with_data("huge", 2200 * 1024)).await);
+    assert_eq!(huge.code, 500, "{huge:?}");
+    let sent = huge
+        .message
+        .strip_prefix("rpc error: code = ResourceExhausted desc = trying to send message larger than max (")
+        .and_then(|rest| rest.strip_suffix(" vs. 2097152)"))
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(sent.is_some_and(|n| n > 2200 * 1024 * 4 / 3), "{}", huge.message);
+    assert!(fake.object("secrets", "default", "over").is_none() && fake.object("secrets", "default", "huge").is_none());
+    secrets.create(&PostParams::default(), &with_data("fits", 1024 * 1024)).await.expect("1.33 MiB stored");
+    // The request body limit comes first, worded as a real server words it.
+    let body = api_error(secrets.create(&PostParams::default(), &with_data("body", 4 * 1024 * 1024)).await);
+    assert_eq!((body.code, body.message.as_str()), (413, "Request entity too large: limit is 3145728"));
+}
+
+#[tokio::test]
+async fn a_lowered_object_limit_applies_to_every_kind_of_write_until_raised() {
+    let fake = FakeKube::with_config(Config { max_object_bytes: 4096, ..Config::default() });
+    let client = fake.client();
+    let bindings: Api<ProjectBinding> = Api::namespaced(client.clone(), "default");
+    bindings.create(&PostParams::default(), &binding("payments")).await.expect("a small object is stored");
+    let long = "x".repeat(5000);
+
+    let mut bigger = binding("bigger");
+    bigger.metadata.annotations = Some([("note".to_owned(), long.clone())].into());
+    assert_too_large(&api_error(bindings.create(&PostParams::default(), &bigger).await));
+
+    let mut replaced = bindings.get("payments").await.expect("get");
+    replaced.metadata.annotations = Some([("note".to_owned(), long.clone())].into());
+    assert_too_large(&api_error(bindings.replace("payments", &PostParams::default(), &replaced).await));
+
+    let annotate = json!({"metadata": {"annotations": {"note": long}}});
+    assert_too_large(&api_error(bindings.patch("payments", &PatchParams::default(), &Patch::Merge(&annotate)).await));
+
+    let ssa = PatchParams::apply("tester");
+    let applied = json!({
+        "apiVersion": "bitbucket.integrations.dev/v1alpha1", "kind": "ProjectBinding",
+        "metadata": {"name": "payments", "annotations": {"note": long}},
+    });
+    assert_too_large(&api_error(bindings.patch("payments", &ssa, &Patch::Apply(&applied)).await));
+
+    let mut stalled = condition("Stalled", "True", "Stuck");
+    stalled["message"] = json!("y".repeat(5000));
+    let status = json!({
+        "apiVersion": "bitbucket.integrations.dev/v1alpha1", "kind": "ProjectBinding",
+        "status": {"conditions": [stalled]},
+    });
+    assert_too_large(&api_error(bindings.patch_status("payments", &ssa, &Patch::Apply(&status)).await));
+    let merged = json!({"status": {"conditions": [stalled]}});
+    assert_too_large(&api_error(
+        bindings.patch_status("payments", &PatchParams::default(), &Patch::Merge(&merged)).await,
+    ));
+
+    // Nothing of the refused writes was stored.
+    let stored = fake.object("projectbindings", "default", "payments").expect("payments");
+    assert!(stored["metadata"]["annotations"].is_null() && stored["status"].is_null(), "{stored:#}");
+    assert!(fake.object("projectbindings", "default", "bigger").is_none());
+
+    fake.limit_object_size(crate::fake_kube::MAX_OBJECT_BYTES);
+    let written = bindings.patch_status("payments", &ssa, &Patch::Apply(&status)).await.expect("fits now");
+    assert_eq!(written.status.map(|s| s.conditions.len()), Some(1));
+}
+
+#[tokio::test]
+async fn an_empty_map_a_manager_applied_is_filled_by_its_next_apply() {
+    let fake = FakeKube::new();
+    let bindings: Api<ProjectBinding> = Api::namespaced(fake.client(), "default");
+    bindings.create(&PostParams::default(), &binding("payments")).await.expect("created");
+    let ssa = PatchParams::apply("operator").force();
+    let with = |urls: Value| {
+        json!({
+            "apiVersion": "bitbucket.integrations.dev/v1alpha1", "kind": "ProjectBinding",
+            "status": {"repositories": [{"slug": "a", "id": 1, "name": "a", "state": "AVAILABLE", "cloneUrls": urls}]},
+        })
+    };
+    let urls = |object: ProjectBinding| object.status.map(|s| s.repositories[0].clone_urls.clone()).unwrap_or_default();
+    let full = bindings.patch_status("payments", &ssa, &Patch::Apply(&with(json!({"http": "h"})))).await.expect("1");
+    assert_eq!(urls(full).http.as_deref(), Some("h"));
+    let empty = bindings.patch_status("payments", &ssa, &Patch::Apply(&with(json!({})))).await.expect("2");
+    assert_eq!(urls(empty).http, None);
+    let again = bindings.patch_status("payments", &ssa, &Patch::Apply(&with(json!({"http": "h"})))).await.expect("3");
+    assert_eq!(urls(again).http.as_deref(), Some("h"));
+}

@@ -70,7 +70,7 @@ impl Store {
             if let Some(generation) = metadata.get("generation").and_then(Value::as_i64).filter(|g| *g > 0) {
                 metadata.insert("generation".into(), json!(generation + 1));
             }
-            let stored = self.commit(state, write.key(), object, old.managers, EventType::Modified);
+            let stored = self.commit(state, write.key(), object, old.managers, EventType::Modified)?;
             return Ok(to_view(view, &stored));
         }
         let deleted =

@@ -39,7 +39,15 @@ pub struct Config {
     pub request_log_limit: usize,
     /// How long a watch without `timeoutSeconds` lasts (real servers: 30 to 60 minutes).
     pub default_watch_timeout: Duration,
+    /// Largest object stored, as its JSON (etcd's default request limit, 1.5 MiB): a write of a
+    /// larger one is refused with 500. Lower it to meet the limit with small objects.
+    pub max_object_bytes: usize,
 }
+
+/// What etcd refuses by default (`--max-request-bytes`).
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
+/// The largest gRPC message the API server sends etcd: beyond it the refusal reads differently.
+pub const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -48,6 +56,7 @@ impl Default for Config {
             history_limit: 10_000,
             request_log_limit: 10_000,
             default_watch_timeout: Duration::from_secs(1800),
+            max_object_bytes: MAX_OBJECT_BYTES,
         }
     }
 }
@@ -158,6 +167,8 @@ struct State {
     request_count: u64,
     failures: Vec<Failure>,
     races: Vec<Race>,
+    /// [`Config::max_object_bytes`], changeable while the fake runs.
+    max_object_bytes: usize,
 }
 
 /// The objects of one storage, in one namespace or all, in key order.
@@ -299,7 +310,25 @@ impl Write<'_> {
 
 impl Store {
     pub fn new(registry: Registry, config: Config) -> Self {
-        Self { registry, config, state: Mutex::new(State::default()), list_delays: Mutex::default() }
+        let state = State { max_object_bytes: config.max_object_bytes, ..State::default() };
+        Self { registry, config, state: Mutex::new(state), list_delays: Mutex::default() }
+    }
+
+    /// Changes the object size limit for later writes.
+    pub fn limit_object_size(&self, bytes: usize) {
+        self.state().max_object_bytes = bytes;
+    }
+
+    /// Refuses to store `object` when etcd would: its JSON is larger than the limit.
+    fn check_size(state: &State, object: &Value) -> Result<(), ApiError> {
+        let size = serde_json::to_vec(object).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+        if size > MAX_MESSAGE_BYTES {
+            Err(ApiError::message_too_large(size, MAX_MESSAGE_BYTES))
+        } else if size > state.max_object_bytes {
+            Err(ApiError::object_too_large())
+        } else {
+            Ok(())
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -438,13 +467,22 @@ impl Store {
     }
 
     /// Stores `object` (stored form) under a new resourceVersion and tells the watches.
-    fn commit(&self, state: &mut State, key: Key, mut object: Value, managers: Managers, event: EventType) -> Value {
+    /// Stores a change, unless the object is too large for etcd.
+    fn commit(
+        &self,
+        state: &mut State,
+        key: Key,
+        mut object: Value,
+        managers: Managers,
+        event: EventType,
+    ) -> Result<Value, ApiError> {
+        Self::check_size(state, &object)?;
         let resource_version = Self::next_resource_version(state);
         metadata_mut(&mut object).insert("resourceVersion".into(), json!(resource_version.to_string()));
         let previous = state.objects.insert(key.clone(), Stored { object: object.clone(), managers }).map(|s| s.object);
         let change = Change { storage: key.0, namespace: key.1, event, object: object.clone(), previous };
         self.emit(state, resource_version, change);
-        object
+        Ok(object)
     }
 
     fn commit_delete(&self, state: &mut State, key: Key) -> Option<Value> {

@@ -167,7 +167,7 @@ impl Store {
             apply::record_update(&mut managers, &write.entry(false), &json!({}), &stored, write.schema());
             managers
         });
-        let stored = self.commit(state, write.key(), stored, managers, EventType::Added);
+        let stored = self.commit(state, write.key(), stored, managers, EventType::Added)?;
         Ok(to_view(write.view, &stored))
     }
 
@@ -258,7 +258,7 @@ impl Store {
             managers
         });
         let finished = is_terminating(&stored) && finalizers(&stored).is_empty();
-        let stored = self.commit(state, write.key(), stored, managers, EventType::Modified);
+        let stored = self.commit(state, write.key(), stored, managers, EventType::Modified)?;
         if finished {
             self.commit_delete(state, write.key());
         }
