@@ -166,7 +166,31 @@ async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<Proje
         Ok(client) => client,
         Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
     };
-    let slugs: Vec<String> = status.repositories.iter().map(|r| r.slug.clone()).collect();
+    let mut slugs: Vec<String> = status.repositories.iter().map(|r| r.slug.clone()).collect();
+    // A status shortened to fit the API server no longer lists every bound repository: the
+    // webhooks are looked for on what the spec selects in Bitbucket now, besides those listed.
+    if usize::try_from(status.repository_count).unwrap_or(0) > slugs.len() {
+        let project = &binding.spec.project_key;
+        let selected = match &binding.spec.repository_slug {
+            Some(slug) => Ok(vec![slug.clone()]),
+            None => client
+                .list_repositories(project)
+                .await
+                .map(|all| crate::plan::selection::select(&binding.spec, &all).into_iter().map(|r| r.slug).collect()),
+        };
+        match selected {
+            Ok(selected) => {
+                slugs.extend(selected);
+                slugs.sort();
+                slugs.dedup();
+            }
+            Err(error) => {
+                let outcome = Outcome::from_error(&error);
+                let message = format!("cannot list the repositories to remove the webhooks from: {}", outcome.message);
+                return Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }));
+            }
+        }
+    }
     match remove(&client, &binding.spec.project_key, &slugs, &managed).await {
         Ok(0) => Ok(Cleanup::Done(Vec::new())),
         Ok(removed) => Ok(Cleanup::Done(vec![Notice {

@@ -2,7 +2,7 @@
 //! object still says why, with a Warning Event, and the full status is written again later
 //! without another round of Bitbucket reads.
 
-use bitbucket_operator::api::ProjectBinding;
+use bitbucket_operator::api::{BitbucketConfiguration, ProjectBinding};
 use serde_json::{Value, json};
 
 use crate::{
@@ -142,6 +142,40 @@ async fn a_report_on_a_binding_whose_repositories_cannot_be_stored_names_the_pro
     env.fake.limit_object_size(MAX_OBJECT_BYTES);
     env.wait_ready("projectbindings", "big", "True", "Bound").await;
     env.wait_ready("requiredreports", "big-sonarqube", "True", "InSync").await;
+    env.shutdown().await;
+}
+
+/// A binding whose status could keep only the count of its repositories still removes its
+/// webhooks from every repository when it is deleted: the cleanup asks Bitbucket what the spec
+/// selects instead of trusting the shortened list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_with_a_shortened_status_removes_all_its_webhooks_on_deletion() {
+    let mut env = Env::new(&many(N)).await;
+    let full = bound(&mut env).await;
+    let mut trimmed = full.clone();
+    if let Some(repositories) = trimmed["status"]["repositories"].as_array_mut() {
+        for repository in repositories {
+            repository["cloneUrls"] = json!({});
+        }
+    }
+    grow(&mut env, |env| env.fake.limit_object_size(size(&trimmed) - 1)).await;
+    let object = env.wait_ready("projectbindings", "big", "False", "StatusTooLarge").await;
+    assert!(object["status"]["repositories"].as_array().is_none_or(Vec::is_empty), "{object:#?}");
+    assert!(env.bitbucket().webhooks("BIG", &big_slug(0)).is_ok_and(|h| h.len() == 2));
+
+    // The removal takes a list and a delete per repository: not at the default rate of 5/s.
+    let faster = json!({"spec": {"rateLimit": {"requestsPerSecond": 200, "burst": 200}}});
+    env.patch::<BitbucketConfiguration>("bitbucket", faster).await;
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the new rate in use", |o| {
+        o["status"]["observedGeneration"] == 2 && ready(o).is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    env.delete::<ProjectBinding>("big").await;
+    env.wait_gone("projectbindings", "big").await;
+    for i in 0..N {
+        let left = env.bitbucket().webhooks("BIG", &big_slug(i)).map(|h| h.len());
+        assert_eq!(left, Ok(0), "{} kept webhooks after the binding was deleted", big_slug(i));
+    }
     env.shutdown().await;
 }
 
