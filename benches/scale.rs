@@ -17,6 +17,8 @@
 //! `cargo bench --bench scale` runs all; `cargo bench --bench scale -- 1000 200x50` (or
 //! `SCALE_SCENARIOS=1000`) runs some.
 
+// The fake serves the tests too: what only they use is not used here.
+#[allow(unused_imports)]
 #[path = "../tests/fake_kube/mod.rs"]
 mod fake_kube;
 
