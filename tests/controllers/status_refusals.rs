@@ -61,6 +61,22 @@ async fn grow(env: &mut Env, prepare: impl FnOnce(&Env)) {
     env.start_operator();
 }
 
+/// The binding `big`, bound, then grown while the fake's object limit admits not even its
+/// repositories without their clone URLs: its status keeps only their count.
+async fn count_only(env: &mut Env) -> Value {
+    let full = bound(env).await;
+    let mut trimmed = full.clone();
+    if let Some(repositories) = trimmed["status"]["repositories"].as_array_mut() {
+        for repository in repositories {
+            repository["cloneUrls"] = json!({});
+        }
+    }
+    grow(env, |env| env.fake.limit_object_size(size(&trimmed) - 1)).await;
+    let object = env.wait_ready("projectbindings", "big", "False", "StatusTooLarge").await;
+    assert!(object["status"]["repositories"].as_array().is_none_or(Vec::is_empty), "{object:#?}");
+    object
+}
+
 /// Waits until some status writes of `big` were refused with `code` after `before` of them.
 async fn refused_again(env: &Env, code: u16, before: usize, more: usize) {
     env.eventually(&format!("{more} more refused status writes"), || refused_status_writes(env, code) >= before + more)
@@ -119,17 +135,7 @@ async fn a_status_too_large_to_store_is_shortened_announced_and_written_later_wi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_on_a_binding_whose_repositories_cannot_be_stored_names_the_problem() {
     let mut env = Env::new(&many(N)).await;
-    let full = bound(&mut env).await;
-    // Not even the repositories without their clone URLs fit: only their count is left.
-    let mut trimmed = full.clone();
-    if let Some(repositories) = trimmed["status"]["repositories"].as_array_mut() {
-        for repository in repositories {
-            repository["cloneUrls"] = json!({});
-        }
-    }
-    grow(&mut env, |env| env.fake.limit_object_size(size(&trimmed) - 1)).await;
-    let object = env.wait_ready("projectbindings", "big", "False", "StatusTooLarge").await;
-    assert!(object["status"]["repositories"].as_array().is_none_or(Vec::is_empty), "{object:#?}");
+    let object = count_only(&mut env).await;
     assert_eq!(object["status"]["repositoryCount"], N, "{object:#?}");
     assert_eq!(managed(&object), ["cd", "ci"], "{object:#?}");
 
@@ -151,16 +157,7 @@ async fn a_report_on_a_binding_whose_repositories_cannot_be_stored_names_the_pro
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binding_with_a_shortened_status_removes_all_its_webhooks_on_deletion() {
     let mut env = Env::new(&many(N)).await;
-    let full = bound(&mut env).await;
-    let mut trimmed = full.clone();
-    if let Some(repositories) = trimmed["status"]["repositories"].as_array_mut() {
-        for repository in repositories {
-            repository["cloneUrls"] = json!({});
-        }
-    }
-    grow(&mut env, |env| env.fake.limit_object_size(size(&trimmed) - 1)).await;
-    let object = env.wait_ready("projectbindings", "big", "False", "StatusTooLarge").await;
-    assert!(object["status"]["repositories"].as_array().is_none_or(Vec::is_empty), "{object:#?}");
+    count_only(&mut env).await;
     assert!(env.bitbucket().webhooks("BIG", &big_slug(0)).is_ok_and(|h| h.len() == 2));
 
     // The removal takes a list and a delete per repository: not at the default rate of 5/s.
