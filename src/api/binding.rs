@@ -5,7 +5,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::refs::{ConfigurationRef, WebhookSecretRef};
+use super::{
+    coverage::{RepositoryCheck, RepositoryIds},
+    refs::{ConfigurationRef, WebhookSecretRef},
+};
 
 /// Desired state of a `ProjectBinding`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -23,7 +26,9 @@ use super::refs::{ConfigurationRef, WebhookSecretRef};
     printcolumn(name = "Configuration", type_ = "string", json_path = ".spec.configurationRef.name", priority = 1),
     printcolumn(name = "Project", type_ = "string", json_path = ".spec.projectKey"),
     printcolumn(name = "Repository", type_ = "string", json_path = ".spec.repositorySlug"),
+    printcolumn(name = "In-Sync", type_ = "integer", json_path = ".status.inSyncCount"),
     printcolumn(name = "Repositories", type_ = "integer", json_path = ".status.repositoryCount"),
+    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.failedCount", priority = 1),
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
     printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -265,7 +270,9 @@ impl WebhookEvent {
     }
 }
 
-/// Observed state of a `ProjectBinding`.
+/// Observed state of a `ProjectBinding`. It stays small at any number of repositories: counts,
+/// the repositories that need attention, and the ids of the bound ones; `bitbucket-operator
+/// inventory` lists every bound repository from Bitbucket.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectBindingStatus {
@@ -276,13 +283,27 @@ pub struct ProjectBindingStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".to_owned()]))]
     pub conditions: Vec<Condition>,
-    /// The repositories bound now, sorted by slug.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["slug".to_owned()]))]
-    pub repositories: Vec<BoundRepository>,
     /// How many repositories are bound.
     #[serde(default)]
     pub repository_count: i32,
+    /// How many bound repositories have every declared webhook as declared.
+    #[serde(default)]
+    pub in_sync_count: i32,
+    /// How many bound repositories could not be brought in line.
+    #[serde(default)]
+    pub failed_count: i32,
+    /// The bound repositories that need attention, with what to do (at most 20, by slug).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["slug".to_owned()]))]
+    pub needs_attention: Vec<RepositoryCheck>,
+    /// How many more repositories need attention than are listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub needs_attention_omitted: i32,
+    /// The Bitbucket ids of the bound repositories, compactly written (ascending, each as the
+    /// gap from the one before, `gap+more` for a run of consecutive ids): the operator's record
+    /// of where its webhooks are, so that a repository that leaves the binding loses them.
+    #[serde(default, skip_serializing_if = "RepositoryIds::is_empty")]
+    pub repository_ids: RepositoryIds,
     /// Names of the webhooks this binding manages on its repositories. A webhook whose name
     /// leaves `spec.webhooks` is removed from every repository; webhooks with other names are
     /// never touched.
@@ -291,34 +312,7 @@ pub struct ProjectBindingStatus {
     pub managed_webhooks: Vec<String>,
 }
 
-/// A repository the binding applies to.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct BoundRepository {
-    /// The repository's slug.
-    pub slug: String,
-    /// Bitbucket's numeric id; stays the same when the repository is renamed.
-    pub id: i64,
-    /// Display name.
-    pub name: String,
-    /// Bitbucket's state: `AVAILABLE`, `INITIALISING`, `INITIALISATION_FAILED` or `OFFLINE`.
-    pub state: String,
-    /// Archived (read-only).
-    #[serde(default)]
-    pub archived: bool,
-    /// Clone URLs.
-    #[serde(default)]
-    pub clone_urls: CloneUrls,
-}
-
-/// Where to clone a repository from.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct CloneUrls {
-    /// HTTP(S) clone URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<String>,
-    /// SSH clone URL; absent when the server has SSH turned off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh: Option<String>,
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes fields by reference
+pub(crate) fn is_zero(n: &i32) -> bool {
+    *n == 0
 }

@@ -8,6 +8,7 @@ pub mod binding;
 pub mod cluster_configuration;
 pub mod conditions;
 pub mod configuration;
+pub mod coverage;
 pub mod refs;
 pub mod required_report;
 pub mod validation;

@@ -5,7 +5,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::refs::BindingRef;
+use super::{
+    coverage::{RepositoryCheck, RepositoryIds},
+    refs::BindingRef,
+};
 
 /// Report key SonarQube publishes its analysis under.
 pub const SONARQUBE_REPORT_KEY: &str = "com.sonarsource.sonarqube";
@@ -28,6 +31,8 @@ pub const SONARQUBE_REPORT_KEY: &str = "com.sonarsource.sonarqube";
     printcolumn(name = "Policy", type_ = "string", json_path = ".spec.managementPolicy", priority = 1),
     printcolumn(name = "In-Sync", type_ = "integer", json_path = ".status.inSyncCount"),
     printcolumn(name = "Repositories", type_ = "integer", json_path = ".status.repositoryCount"),
+    printcolumn(name = "Drifted", type_ = "integer", json_path = ".status.driftedCount", priority = 1),
+    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.failedCount", priority = 1),
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
     printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -112,7 +117,9 @@ pub enum ManagementPolicy {
     Observe,
 }
 
-/// Observed state of a `RequiredReport`.
+/// Observed state of a `RequiredReport`. It stays small at any number of repositories: counts,
+/// the repositories that need attention, and the ids of those covered; `bitbucket-operator
+/// inventory` shows every repository's check from Bitbucket.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RequiredReportStatus {
@@ -126,40 +133,34 @@ pub struct RequiredReportStatus {
     /// The report key in effect (the spec's, or the default the binding implies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_key: Option<String>,
-    /// The merge check on each bound repository, sorted by slug.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["slug".to_owned()]))]
-    pub repositories: Vec<RepositoryCheck>,
     /// How many bound repositories there are.
     #[serde(default)]
     pub repository_count: i32,
     /// How many of them have a merge check that matches the spec.
     #[serde(default)]
     pub in_sync_count: i32,
-}
-
-/// The merge check on one repository.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct RepositoryCheck {
-    /// The repository's slug.
-    pub slug: String,
-    /// `InSync`, `Drifted`, `Failed` or `Pending`.
-    pub state: CheckState,
-    /// What differs or failed, and what to do.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// How one repository's merge check compares with the spec.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CheckState {
-    /// The merge check matches the spec.
-    InSync,
-    /// The merge check differs from the spec (reported in `Observe`, corrected in `Manage`).
-    Drifted,
-    /// The merge check could not be read or written.
-    Failed,
-    /// Not looked at yet.
-    Pending,
+    /// How many differ from the spec and were left alone (`managementPolicy: Observe`).
+    #[serde(default)]
+    pub drifted_count: i32,
+    /// How many could not be read or written.
+    #[serde(default)]
+    pub failed_count: i32,
+    /// The repositories whose check needs attention, with what differs or failed (at most 20,
+    /// by slug).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["slug".to_owned()]))]
+    pub needs_attention: Vec<RepositoryCheck>,
+    /// How many more repositories need attention than are listed.
+    #[serde(default, skip_serializing_if = "super::binding::is_zero")]
+    pub needs_attention_omitted: i32,
+    /// The Bitbucket ids of the repositories the report covers, compactly written (ascending,
+    /// each as the gap from the one before, `gap+more` for a run of consecutive ids): the
+    /// operator's record of where its checks are, so that a repository that leaves the binding
+    /// loses its check.
+    #[serde(default, skip_serializing_if = "RepositoryIds::is_empty")]
+    pub repository_ids: RepositoryIds,
+    /// The ids, written alike, of the covered repositories whose check was not in sync after
+    /// the last round (so that the next one tells a check restored from one created).
+    #[serde(default, skip_serializing_if = "RepositoryIds::is_empty")]
+    pub out_of_sync_ids: RepositoryIds,
 }

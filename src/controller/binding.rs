@@ -1,31 +1,32 @@
 //! ProjectBinding: resolve the bound repositories, ensure their webhooks, report them in status.
 //! Deletion waits for the RequiredReports that use the binding, then removes its webhooks.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
 use crate::{
-    api::{
-        ProjectBinding, ProjectBindingStatus,
-        binding::{BoundRepository, CloneUrls},
-    },
-    bitbucket::{Error as BitbucketError, Repository},
+    api::{ProjectBinding, ProjectBindingStatus, coverage::RepositoryIds},
+    bitbucket::Error as BitbucketError,
     plan::{
-        binding::{BindingInput, RepositoryOutcome, managed_after, summarize},
+        binding::{BindingInput, RepositoryOutcome, managed_after, summarize, tally},
         connection::SecretData,
         reasons,
         status::{Outcome, Phase},
         webhooks::{WebhookChange, desired_webhooks},
     },
-    sync::binding::{apply, observe, remove},
+    sync::binding::{apply, observe, remove, resolve},
 };
 
 use super::{
-    context::Context,
+    context::{Context, key},
     error::Error,
     events::listed,
+    inventories::{Inventory, Listing},
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
     references::{Connected, cleanup_client, connect, reports_of},
 };
@@ -42,32 +43,33 @@ impl Kind for ProjectBinding {
         unbind(ctx, binding).await
     }
 
-    /// The webhook names and the bound slugs are what the next round and the cleanup work from:
-    /// first without the clone URLs (most of each entry), then without the repositories.
+    /// The record of the repositories and the webhook names are what the next round and the
+    /// cleanup work from; the list of those that need attention goes first.
     fn shortened(status: &ProjectBindingStatus) -> Vec<ProjectBindingStatus> {
-        let bare = ProjectBindingStatus {
-            repository_count: status.repository_count,
-            managed_webhooks: status.managed_webhooks.clone(),
-            ..ProjectBindingStatus::default()
-        };
-        let repositories = status
-            .repositories
-            .iter()
-            .map(|r| BoundRepository { clone_urls: CloneUrls::default(), ..r.clone() })
-            .collect();
-        vec![ProjectBindingStatus { repositories, ..bare.clone() }, bare]
+        vec![ProjectBindingStatus { needs_attention: Vec::new(), needs_attention_omitted: 0, ..status.clone() }]
     }
 }
 
-fn bound_repository(repository: &Repository) -> BoundRepository {
-    BoundRepository {
-        slug: repository.slug.clone(),
-        id: repository.id,
-        name: repository.name.clone(),
-        state: repository.state.as_str().to_owned(),
-        archived: repository.archived,
-        clone_urls: CloneUrls { http: repository.clone.http.clone(), ssh: repository.clone.ssh.clone() },
+/// Records what the round concluded for the binding's reports, and wakes them when that
+/// changed.
+fn publish(ctx: &Context, binding: &ProjectBinding, inventory: Inventory) {
+    if ctx.inventories.publish(binding, inventory) {
+        let reports = reports_of(&ctx.stores, binding);
+        let namespace = binding.namespace().unwrap_or_default();
+        for report in &reports {
+            ctx.memo.mark_dirty(&key("RequiredReport", Some(&namespace), report));
+        }
+        ctx.inventories.wake(binding, &reports);
     }
+}
+
+/// The ids the binding's status records (none when the record is unreadable: then nothing is
+/// cleaned up that the record no longer shows, rather than something wrongly).
+fn recorded(binding: &ProjectBinding, status: &ProjectBindingStatus) -> Vec<i64> {
+    status.repository_ids.ids().unwrap_or_else(|error| {
+        tracing::warn!(binding = %binding.name_any(), %error, "the status's record of repository ids is unreadable; starting a new one");
+        Vec::new()
+    })
 }
 
 async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBindingStatus>, Error> {
@@ -77,9 +79,35 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
 
     let (client, interval) = match connect(ctx, binding).await? {
         Connected::Ready(client, interval) => (client, interval),
-        Connected::NotReady(outcome, wait) => return Ok(Round::finished(status, outcome, wait)),
+        Connected::NotReady(outcome, wait) => {
+            publish(ctx, binding, Inventory::Unresolved(outcome.clone()));
+            return Ok(Round::finished(status, outcome, wait));
+        }
         Connected::Pending(wait) => return Ok(Round::pending(wait)),
     };
+
+    let resolved = match resolve(&client, &binding.spec, &recorded(binding, &previous)).await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            let outcome = Outcome::from_error(&error);
+            if outcome.phase == Phase::Reconciling {
+                return Ok(Round { status, outcome, next: Next::Retry(error), notices: Vec::new(), corrected: 0 });
+            }
+            publish(ctx, binding, Inventory::Unresolved(outcome.clone()));
+            // The project or repository is gone or unreadable: nothing is bound any more.
+            if matches!(error, BitbucketError::ProjectNotFound { .. } | BitbucketError::RepositoryNotFound { .. }) {
+                status = ProjectBindingStatus { managed_webhooks: previous.managed_webhooks, ..Default::default() };
+            }
+            return Ok(Round::finished(status, outcome, interval));
+        }
+    };
+    // The reports need only the repositories: they go on while the webhooks are worked on.
+    let listing = Listing {
+        project: binding.spec.project_key.clone(),
+        bound: resolved.bound.iter().map(|r| (r.id, r.slug.clone())).collect(),
+        listed: resolved.listed.clone(),
+    };
+    publish(ctx, binding, Inventory::Listed(Arc::new(listing)));
 
     let namespace = binding.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
@@ -96,29 +124,30 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
         }
     };
     let managed: BTreeSet<String> = previous.managed_webhooks.iter().cloned().collect();
-    let previous_slugs: Vec<String> = previous.repositories.iter().map(|r| r.slug.clone()).collect();
-    let input = BindingInput { spec: &binding.spec, webhooks: &webhooks, managed: &managed, previous: &previous_slugs };
+    let departed: Vec<String> = resolved.departed.iter().map(|(_, slug)| slug.clone()).collect();
+    let input = BindingInput { spec: &binding.spec, webhooks: &webhooks, managed: &managed, departed: &departed };
+    let bound_ids: Vec<i64> = resolved.bound.iter().map(|r| r.id).collect();
 
-    let plan = match observe(&client, &input).await {
+    let plan = match observe(&client, &input, resolved.bound).await {
         Ok(plan) => plan,
         Err(error) => {
             let outcome = Outcome::from_error(&error);
-            if outcome.phase == Phase::Reconciling {
-                return Ok(Round { status, outcome, next: Next::Retry(error), notices: Vec::new(), corrected: 0 });
-            }
-            // The project or repository is gone or unreadable: nothing is bound any more.
-            if matches!(error, BitbucketError::ProjectNotFound { .. } | BitbucketError::RepositoryNotFound { .. }) {
-                status.repositories.clear();
-                status.repository_count = 0;
-            }
-            return Ok(Round::finished(status, outcome, interval));
+            let next = if outcome.phase == Phase::Reconciling { Next::Retry(error) } else { Next::Resync(interval) };
+            return Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 });
         }
     };
     let outcomes = apply(&client, &plan).await;
     let (notices, corrected) = announce(&outcomes);
 
-    status.repositories = plan.bound().map(bound_repository).collect();
-    status.repository_count = i32::try_from(status.repositories.len()).unwrap_or(i32::MAX);
+    let tally = tally(&plan, &outcomes);
+    // Repositories that left and kept the webhooks stay on the record, to be cleaned next round.
+    let kept = resolved.departed.iter().filter(|(_, slug)| tally.departed_failed.contains(slug)).map(|(id, _)| *id);
+    status.repository_ids = RepositoryIds::of(bound_ids.into_iter().chain(kept).chain(resolved.unresolved));
+    status.repository_count = tally.bound;
+    status.in_sync_count = tally.in_sync;
+    status.failed_count = tally.failed;
+    status.needs_attention = tally.attention;
+    status.needs_attention_omitted = tally.omitted;
     status.managed_webhooks = managed_after(&input, &plan, &outcomes).into_iter().collect();
 
     let (outcome, transient) = summarize(&plan, &outcomes, webhooks.len());
@@ -150,6 +179,9 @@ fn announce(outcomes: &[RepositoryOutcome]) -> (Vec<Notice>, usize) {
 
 async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<ProjectBindingStatus>, Error> {
     let status = binding.status.clone().unwrap_or_default();
+    if ctx.inventories.remove(binding) {
+        ctx.inventories.wake(binding, &reports_of(&ctx.stores, binding));
+    }
     let reports = reports_of(&ctx.stores, binding);
     if !reports.is_empty() {
         let message = format!(
@@ -166,31 +198,16 @@ async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<Proje
         Ok(client) => client,
         Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
     };
-    let mut slugs: Vec<String> = status.repositories.iter().map(|r| r.slug.clone()).collect();
-    // A status shortened to fit the API server no longer lists every bound repository: the
-    // webhooks are looked for on what the spec selects in Bitbucket now, besides those listed.
-    if usize::try_from(status.repository_count).unwrap_or(0) > slugs.len() {
-        let project = &binding.spec.project_key;
-        let selected = match &binding.spec.repository_slug {
-            Some(slug) => Ok(vec![slug.clone()]),
-            None => client
-                .list_repositories(project)
-                .await
-                .map(|all| crate::plan::selection::select(&binding.spec, &all).into_iter().map(|r| r.slug).collect()),
-        };
-        match selected {
-            Ok(selected) => {
-                slugs.extend(selected);
-                slugs.sort();
-                slugs.dedup();
-            }
-            Err(error) => {
-                let outcome = Outcome::from_error(&error);
-                let message = format!("cannot list the repositories to remove the webhooks from: {}", outcome.message);
-                return Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }));
-            }
+    // The webhooks are looked for on what the record shows and on what the spec selects now.
+    let recorded = recorded(binding, &status);
+    let slugs = match cleanup_slugs(&client, &binding.spec, &recorded).await {
+        Ok(slugs) => slugs,
+        Err(error) => {
+            let outcome = Outcome::from_error(&error);
+            let message = format!("cannot list the repositories to remove the webhooks from: {}", outcome.message);
+            return Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }));
         }
-    }
+    };
     match remove(&client, &binding.spec.project_key, &slugs, &managed).await {
         Ok(0) => Ok(Cleanup::Done(Vec::new())),
         Ok(removed) => Ok(Cleanup::Done(vec![Notice {
@@ -205,4 +222,32 @@ async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<Proje
             Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }))
         }
     }
+}
+
+/// The slugs of the repositories a deleted binding's webhooks may be on: those it recorded (still
+/// in the project) and those its spec selects now, by slug.
+async fn cleanup_slugs(
+    client: &crate::bitbucket::Client,
+    spec: &crate::api::ProjectBindingSpec,
+    recorded: &[i64],
+) -> Result<Vec<String>, BitbucketError> {
+    let mut slugs: Vec<String> = match resolve(client, spec, recorded).await {
+        Ok(resolved) => resolved
+            .bound
+            .into_iter()
+            .map(|r| r.slug)
+            .chain(resolved.departed.into_iter().map(|(_, slug)| slug))
+            .collect(),
+        // Its one repository is gone: nothing of it to clean; the others recorded still are.
+        Err(BitbucketError::RepositoryNotFound { .. }) if spec.repository_slug.is_some() => {
+            let all = client.list_repositories(&spec.project_key).await?;
+            let recorded: BTreeSet<i64> = recorded.iter().copied().collect();
+            all.into_iter().filter(|r| recorded.contains(&r.id)).map(|r| r.slug).collect()
+        }
+        Err(BitbucketError::ProjectNotFound { .. }) => Vec::new(),
+        Err(error) => return Err(error),
+    };
+    slugs.sort();
+    slugs.dedup();
+    Ok(slugs)
 }

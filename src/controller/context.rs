@@ -78,6 +78,8 @@ pub struct Context {
     pub memo: std::sync::Arc<Memo>,
     /// Transient failures in a row, per object.
     pub backoff: Backoff,
+    /// What each binding's last round resolved, for its reports.
+    pub inventories: std::sync::Arc<super::inventories::Inventories>,
     events: super::events::Events,
     /// The leader's tenure, with leader election: asked before every write.
     tenure: Option<super::leader::Tenure>,
@@ -89,12 +91,13 @@ impl Context {
         kube: kube::Client,
         clients: std::sync::Arc<Clients>,
         memo: std::sync::Arc<Memo>,
+        inventories: std::sync::Arc<super::inventories::Inventories>,
         stores: Stores,
         options: Options,
     ) -> Self {
         let instance = options.instance.clone().unwrap_or_else(|| MANAGER.to_owned());
         let events = super::events::Events::new(kube.clone(), MANAGER, &instance);
-        Self { kube, clients, stores, options, memo, backoff: Backoff::default(), events, tenure: None }
+        Self { kube, clients, stores, options, memo, backoff: Backoff::default(), inventories, events, tenure: None }
     }
 
     /// This context, for a term as the leader: nothing is written unless `tenure` admits it.
@@ -137,7 +140,12 @@ impl Context {
 
 /// The key of an object in the bookkeeping.
 pub fn key_of<K: Resource<DynamicType = ()>>(object: &K) -> String {
-    format!("{}/{}/{}", K::kind(&()), object.meta().namespace.as_deref().unwrap_or(""), object.name_any())
+    key(&K::kind(&()), object.meta().namespace.as_deref(), &object.name_any())
+}
+
+/// The key of an object of `kind` in the bookkeeping.
+pub fn key(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    format!("{kind}/{}/{name}", namespace.unwrap_or(""))
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -1,8 +1,8 @@
 //! Watches that follow references: a Secret change re-reconciles the configurations and
 //! bindings that read it; a configuration change (new generation, readiness or client), its
-//! bindings; a binding change (its repositories or readiness), its required reports. Changes that
+//! bindings; a binding's deletion, its required reports. Changes that
 //! matter mark the dependents dirty, so their next reconcile talks to Bitbucket; the operator's
-//! own status writes do not.
+//! own status writes do not. A binding's round wakes its reports itself (`inventories`).
 
 use std::{
     collections::HashMap,
@@ -160,7 +160,9 @@ where
     }
 }
 
-/// A binding wakes its reports when its repositories or readiness changed.
+/// A deleted binding wakes its reports (a binding's rounds wake them when what it resolved
+/// changed: see `inventories`; its status writes do not, so that a report is not read again
+/// because its binding finished the webhooks).
 pub fn binding_to_reports(
     stores: &Stores,
     memo: &Arc<Memo>,
@@ -170,14 +172,9 @@ pub fn binding_to_reports(
     let memo = memo.clone();
     let seen = Seen::default();
     move |binding| {
-        let status = binding.status.as_ref();
-        let slugs: Vec<&str> =
-            status.map(|s| s.repositories.iter().map(|r| r.slug.as_str()).collect()).unwrap_or_default();
-        let ready = status.and_then(|s| find(&s.conditions, READY)).map(|c| (c.status.clone(), c.reason.clone()));
         // Gone from its store: it was deleted.
         let exists = bindings.get(&ObjectRef::from_obj(binding.as_ref())).is_some();
-        let state = (binding.metadata.generation, status.and_then(|s| s.observed_generation), slugs, ready, exists);
-        if !seen.changed(key_of(binding.as_ref()), state) {
+        if !seen.changed(key_of(binding.as_ref()), exists) || exists {
             return Vec::new();
         }
         let namespace = binding.namespace();

@@ -12,6 +12,7 @@ mod configuration;
 pub mod context;
 mod error;
 mod events;
+pub mod inventories;
 pub mod leader;
 mod mappers;
 pub mod reconcile;
@@ -123,6 +124,8 @@ async fn run_term(
     }
     let clients = Arc::new(clients);
     let memo = Arc::new(context::Memo::default());
+    let (wake_reports, reports_to_wake) = tokio::sync::mpsc::unbounded_channel();
+    let inventories = Arc::new(inventories::Inventories::new(wake_reports));
     let credential_secrets = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}={CREDENTIAL_LABEL_VALUE}"));
     // One watched namespace: namespaced watches (and namespaced RBAC suffice); otherwise
     // cluster-wide watches, with objects outside the list ignored by the reconcilers.
@@ -202,8 +205,13 @@ async fn run_term(
     for (_, watch) in &mut secret_watches {
         bindings = bindings.watches_shared_stream(watch.followed(), mappers::secret_to_bindings(&stores, &memo));
     }
+    // A binding's round wakes its reports when what it resolved changed (see `inventories`).
+    let woken = futures::stream::unfold(reports_to_wake, |mut receiver| async move {
+        receiver.recv().await.map(|report| (report, receiver))
+    });
     let reports = Controller::for_shared_stream(report_watch.owned(), stores.reports.clone())
-        .watches_shared_stream(binding_watch.followed(), mappers::binding_to_reports(&stores, &memo));
+        .watches_shared_stream(binding_watch.followed(), mappers::binding_to_reports(&stores, &memo))
+        .reconcile_on(woken);
     let mut secret_runs: Vec<_> =
         secret_watches.into_iter().map(|(api, watch)| watch.run(api, credential_secrets.clone()).boxed()).collect();
     secret_runs.push(operator_secret_watch.run(operator_secrets, credential_secrets).boxed());
@@ -216,7 +224,7 @@ async fn run_term(
     );
 
     let ctx_grace = options.shutdown_grace;
-    let ctx = Arc::new(Context::new(kube, clients, memo, stores, options).led_by(tenure));
+    let ctx = Arc::new(Context::new(kube, clients, memo, inventories, stores, options).led_by(tenure));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let controllers = futures::future::join4(
         configurations

@@ -6,12 +6,15 @@
 use std::collections::BTreeSet;
 
 use crate::{
-    api::ProjectBindingSpec,
+    api::{
+        ProjectBindingSpec,
+        coverage::{CheckState, RepositoryCheck, needing_attention},
+    },
     bitbucket::{Error, Repository, Webhook},
 };
 
 use super::{
-    reasons, selection,
+    reasons,
     status::{Outcome, Phase, is_credential_error, is_gone},
     webhooks::{DesiredWebhook, WebhookChange, plan_removal, plan_webhooks},
 };
@@ -25,8 +28,9 @@ pub struct BindingInput<'a> {
     pub webhooks: &'a [DesiredWebhook],
     /// Names of the webhooks the binding managed until now (from its status).
     pub managed: &'a BTreeSet<String>,
-    /// Repositories bound until now (from its status), so those that left get cleaned up.
-    pub previous: &'a [String],
+    /// Repositories bound until now that no longer are (resolved from the ids in its status),
+    /// so that they lose the binding's webhooks.
+    pub departed: &'a [String],
 }
 
 /// One repository of the plan.
@@ -100,12 +104,17 @@ pub struct RepositoryOutcome {
 }
 
 /// The repositories a round works on: each one bound now (with the repository, in the given
-/// order), then each one bound until now (`previous`) that no longer is (without, so that it is
-/// only cleaned up).
-pub fn repositories_to_observe(bound: Vec<Repository>, previous: &[String]) -> Vec<(String, Option<Repository>)> {
-    let departed = selection::departed(previous, bound.iter().map(|r| r.slug.as_str()));
+/// order), then each one that left (without, so that it is only cleaned up), once.
+pub fn repositories_to_observe(bound: Vec<Repository>, departed: &[String]) -> Vec<(String, Option<Repository>)> {
+    let bound_slugs: BTreeSet<String> = bound.iter().map(|r| r.slug.clone()).collect();
     let mut work: Vec<(String, Option<Repository>)> = bound.into_iter().map(|r| (r.slug.clone(), Some(r))).collect();
-    work.extend(departed.into_iter().map(|slug| (slug, None)));
+    let mut seen = BTreeSet::new();
+    work.extend(
+        departed
+            .iter()
+            .filter(|slug| !bound_slugs.contains(*slug) && seen.insert(slug.as_str()))
+            .map(|slug| (slug.clone(), None)),
+    );
     work
 }
 
@@ -178,6 +187,59 @@ pub fn summarize(plan: &BindingPlan, outcomes: &[RepositoryOutcome], webhooks: u
         .chain(outcomes.iter().filter_map(|o| o.error.as_ref().map(|e| (o.slug.as_str(), e))))
         .collect();
     round_outcome(plan.bound().count(), &failures, webhooks)
+}
+
+/// What a binding's status counts after a round: the bound repositories, those in line and
+/// those that failed, and the repositories that need attention (capped, by slug; one that left
+/// the binding is listed while its webhooks could not be removed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Bound repositories.
+    pub bound: i32,
+    /// Bound repositories with every declared webhook as declared.
+    pub in_sync: i32,
+    /// Bound repositories that failed.
+    pub failed: i32,
+    /// Those that need attention, at most [`crate::api::coverage::ATTENTION_LIMIT`].
+    pub attention: Vec<RepositoryCheck>,
+    /// How many more need attention.
+    pub omitted: i32,
+    /// The repositories that left the binding and still carry its webhooks (their removal
+    /// failed): they stay on the record so that the next round tries again.
+    pub departed_failed: Vec<String>,
+}
+
+/// Counts a round: see [`Tally`].
+pub fn tally(plan: &BindingPlan, outcomes: &[RepositoryOutcome]) -> Tally {
+    let written: std::collections::HashMap<&str, &Error> =
+        outcomes.iter().filter_map(|o| o.error.as_ref().map(|e| (o.slug.as_str(), e))).collect();
+    let mut tally = Tally::default();
+    let mut entries = Vec::new();
+    for repository in &plan.repositories {
+        let error = repository.error.as_ref().or_else(|| written.get(repository.slug.as_str()).copied());
+        let count = |n: &mut i32| *n = n.saturating_add(1);
+        if repository.is_bound() {
+            count(&mut tally.bound);
+            if error.is_some() { count(&mut tally.failed) } else { count(&mut tally.in_sync) }
+        } else if error.is_some() {
+            tally.departed_failed.push(repository.slug.clone());
+        }
+        if let Some(error) = error {
+            let message = if repository.is_bound() {
+                error.to_string()
+            } else {
+                format!("left the binding, but its webhooks could not be removed: {error}")
+            };
+            entries.push(RepositoryCheck {
+                slug: repository.slug.clone(),
+                state: CheckState::Failed,
+                message: Some(message),
+            });
+        }
+    }
+    entries.sort_by(|a, b| a.slug.cmp(&b.slug));
+    (tally.attention, tally.omitted) = needing_attention(entries);
+    tally
 }
 
 /// The outcome of a binding's round with `bound` repositories, `webhooks` declared and the

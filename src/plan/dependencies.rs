@@ -116,13 +116,37 @@ pub struct BindingState {
     pub generation: Option<i64>,
 }
 
-/// The repositories of the binding `name` that its reports may rely on, or why there are none
-/// yet. `None` when the binding does not exist. The list is trusted when the binding's status
-/// describes its current spec and it is Ready, or resolved its repositories but failed on some
-/// of them (the failure is the binding's to report).
-pub fn binding_repositories(name: &str, state: Option<&BindingState>) -> Result<Vec<String>, Blocked> {
+/// What this process's last round of a binding (at its current generation) concluded about its
+/// repositories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Concluded<'a> {
+    /// No round of it has concluded in this process yet.
+    Nothing,
+    /// The repositories were resolved.
+    Resolved,
+    /// They could not be, for this reason (the binding's outcome).
+    Unresolved(&'a Outcome),
+}
+
+/// Whether a report can work from its binding's repositories now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindingUse {
+    /// Yes: the binding resolved them in this process.
+    Resolved,
+    /// Not yet, and nothing new to say: the binding's status describes its current spec, and
+    /// this process's own round of it has not concluded (just after a start). Nothing is
+    /// written; the binding's round wakes the report.
+    Pending,
+    /// No: the outcome says why.
+    Blocked(Blocked),
+}
+
+/// Whether a report may work from the repositories of its binding `name` (`None` when the
+/// binding does not exist), from what this process's rounds of it `concluded`. Failures on
+/// some repositories do not block: they are the binding's to report.
+pub fn binding_use(name: &str, state: Option<&BindingState>, concluded: Concluded<'_>) -> BindingUse {
     let Some(state) = state else {
-        return Err(Blocked {
+        return BindingUse::Blocked(Blocked {
             outcome: Outcome::stalled(
                 reasons::BINDING_NOT_FOUND,
                 format!("ProjectBinding {name} does not exist in this namespace; create it or fix spec.bindingRef"),
@@ -131,17 +155,20 @@ pub fn binding_repositories(name: &str, state: Option<&BindingState>) -> Result<
         });
     };
     let status = state.status.as_ref();
-    let ready = status.and_then(|s| find(&s.conditions, READY));
-    let current = status.and_then(|s| s.observed_generation) == state.generation;
-    match (status, ready) {
-        (Some(status), Some(ready)) if current && (ready.status == "True" || !status.repositories.is_empty()) => {
-            Ok(status.repositories.iter().map(|r| r.slug.clone()).collect())
+    let current = status.is_some_and(|s| s.observed_generation == state.generation);
+    match (concluded, status.filter(|_| current)) {
+        (Concluded::Resolved, _) => BindingUse::Resolved,
+        (Concluded::Nothing, Some(_)) => BindingUse::Pending,
+        (Concluded::Unresolved(why), _) => {
+            let message = format!("ProjectBinding {name} is not ready ({}): {}", why.reason, why.message);
+            let outcome = if why.phase == super::status::Phase::Stalled {
+                Outcome::stalled(reasons::BINDING_NOT_READY, message)
+            } else {
+                Outcome::reconciling(reasons::BINDING_NOT_READY, message)
+            };
+            BindingUse::Blocked(Blocked { outcome, recheck: Recheck::Later })
         }
-        (Some(status), Some(_)) if current => Err(Blocked {
-            outcome: not_ready(reasons::BINDING_NOT_READY, &format!("ProjectBinding {name}"), &status.conditions),
-            recheck: Recheck::Later,
-        }),
-        _ => Err(Blocked {
+        (Concluded::Nothing, None) => BindingUse::Blocked(Blocked {
             outcome: Outcome::reconciling(
                 reasons::BINDING_NOT_READY,
                 format!("waiting for ProjectBinding {name} to resolve its repositories"),
@@ -156,10 +183,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     use super::*;
-    use crate::{
-        api::binding::{BoundRepository, CloneUrls},
-        plan::status::{Phase, conditions},
-    };
+    use crate::plan::status::{Phase, conditions};
 
     const NAME: &str = "BitbucketConfiguration team-a/bitbucket";
 
@@ -278,22 +302,11 @@ mod tests {
         }
     }
 
-    fn binding(outcome: Option<Outcome>, observed: i64, slugs: &[&str]) -> BindingState {
+    fn binding(outcome: Option<Outcome>, observed: i64) -> BindingState {
         BindingState {
             status: outcome.map(|o| ProjectBindingStatus {
                 observed_generation: Some(observed),
                 conditions: conditions_of(&o, observed),
-                repositories: slugs
-                    .iter()
-                    .map(|s| BoundRepository {
-                        slug: (*s).to_owned(),
-                        id: 1,
-                        name: (*s).to_owned(),
-                        state: "AVAILABLE".into(),
-                        archived: false,
-                        clone_urls: CloneUrls::default(),
-                    })
-                    .collect(),
                 ..ProjectBindingStatus::default()
             }),
             generation: Some(2),
@@ -301,55 +314,82 @@ mod tests {
     }
 
     #[test]
-    fn when_a_report_may_trust_its_bindings_repositories() {
+    fn when_a_report_may_work_from_its_bindings_repositories() {
+        use Concluded::{Nothing, Resolved, Unresolved};
         let bound = || Some(Outcome::ready(reasons::BOUND, "2 repositories bound"));
         let partial = || Some(Outcome::stalled(reasons::PERMISSION_DENIED, "1 of 2 failed"));
-        let missing_project = || Some(Outcome::stalled(reasons::PROJECT_NOT_FOUND, "no PAY"));
-        let retrying = || Some(Outcome::reconciling(reasons::UNREACHABLE, "down"));
-        struct Case {
+        let missing_project = Outcome::stalled(reasons::PROJECT_NOT_FOUND, "no PAY");
+        let retrying = Outcome::reconciling(reasons::UNREACHABLE, "down");
+        let waiting = |phase| Err((phase, reasons::BINDING_NOT_READY, Recheck::Later));
+        struct Case<'a> {
             name: &'static str,
             state: Option<BindingState>,
-            want: Result<Vec<&'static str>, (Phase, &'static str, Recheck)>,
+            concluded: Concluded<'a>,
+            /// Ok(true): resolved, Ok(false): pending.
+            want: Result<bool, (Phase, &'static str, Recheck)>,
         }
         let cases = [
             Case {
                 name: "missing",
                 state: None,
+                concluded: Nothing,
                 want: Err((Phase::Stalled, reasons::BINDING_NOT_FOUND, Recheck::OnChange)),
             },
-            Case { name: "ready", state: Some(binding(bound(), 2, &["a", "b"])), want: Ok(vec!["a", "b"]) },
-            Case { name: "ready with none", state: Some(binding(bound(), 2, &[])), want: Ok(vec![]) },
+            Case { name: "resolved here", state: Some(binding(bound(), 2)), concluded: Resolved, want: Ok(true) },
             Case {
-                name: "failed on some, list known",
-                state: Some(binding(partial(), 2, &["a", "b"])),
-                want: Ok(vec!["a", "b"]),
+                name: "resolved here, failed on some",
+                state: Some(binding(partial(), 2)),
+                concluded: Resolved,
+                want: Ok(true),
+            },
+            Case {
+                name: "resolved here before its status is written",
+                state: Some(binding(None, 0)),
+                concluded: Resolved,
+                want: Ok(true),
+            },
+            Case {
+                name: "ready after a restart, not yet resolved here",
+                state: Some(binding(bound(), 2)),
+                concluded: Nothing,
+                want: Ok(false),
             },
             Case {
                 name: "stalled, nothing resolved",
-                state: Some(binding(missing_project(), 2, &[])),
+                state: Some(binding(Some(missing_project.clone()), 2)),
+                concluded: Unresolved(&missing_project),
                 want: Err((Phase::Stalled, reasons::BINDING_NOT_READY, Recheck::Later)),
             },
             Case {
                 name: "retrying, nothing resolved",
-                state: Some(binding(retrying(), 2, &[])),
-                want: Err((Phase::Reconciling, reasons::BINDING_NOT_READY, Recheck::Later)),
+                state: Some(binding(Some(retrying.clone()), 2)),
+                concluded: Unresolved(&retrying),
+                want: waiting(Phase::Reconciling),
+            },
+            Case {
+                name: "unresolved, its status not yet written",
+                state: Some(binding(bound(), 1)),
+                concluded: Unresolved(&missing_project),
+                want: Err((Phase::Stalled, reasons::BINDING_NOT_READY, Recheck::Later)),
             },
             Case {
                 name: "ready for an older spec",
-                state: Some(binding(bound(), 1, &["a"])),
-                want: Err((Phase::Reconciling, reasons::BINDING_NOT_READY, Recheck::Later)),
+                state: Some(binding(bound(), 1)),
+                concluded: Nothing,
+                want: waiting(Phase::Reconciling),
             },
             Case {
                 name: "no status yet",
-                state: Some(binding(None, 0, &[])),
-                want: Err((Phase::Reconciling, reasons::BINDING_NOT_READY, Recheck::Later)),
+                state: Some(binding(None, 0)),
+                concluded: Nothing,
+                want: waiting(Phase::Reconciling),
             },
         ];
         for case in cases {
-            let got = binding_repositories("payments", case.state.as_ref());
+            let got = binding_use("payments", case.state.as_ref(), case.concluded);
             match (got, case.want) {
-                (Ok(slugs), Ok(want)) => assert_eq!(slugs, want, "{}", case.name),
-                (Err(blocked), Err((phase, reason, recheck))) => {
+                (BindingUse::Resolved, Ok(true)) | (BindingUse::Pending, Ok(false)) => {}
+                (BindingUse::Blocked(blocked), Err((phase, reason, recheck))) => {
                     assert_eq!(
                         (blocked.outcome.phase, blocked.outcome.reason, blocked.recheck),
                         (phase, reason, recheck),
@@ -362,6 +402,9 @@ mod tests {
                         case.name,
                         blocked.outcome.message
                     );
+                    if let Unresolved(why) = case.concluded {
+                        assert!(blocked.outcome.message.contains(&why.message), "{}: says why", case.name);
+                    }
                 }
                 (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
             }

@@ -4,7 +4,8 @@
 use crate::{
     api::{
         ProjectBindingSpec, RequiredReportSpec,
-        required_report::{AnnotationRequirement, CheckState, SONARQUBE_REPORT_KEY},
+        coverage::CheckState,
+        required_report::{AnnotationRequirement, SONARQUBE_REPORT_KEY},
     },
     bitbucket::{MergeCheck, Severity},
 };

@@ -3,10 +3,13 @@
 //! corrected, found drifted or removed, and how the round ends. [`crate::sync::report`] does
 //! the reading and writing around these decisions.
 
+use std::collections::HashMap;
+
 use crate::{
     api::{
         RequiredReportSpec,
-        required_report::{CheckState, DeletionPolicy, ManagementPolicy, RepositoryCheck},
+        coverage::{CheckState, RepositoryCheck},
+        required_report::{DeletionPolicy, ManagementPolicy},
     },
     bitbucket::{Error, ErrorClass, MergeCheck},
 };
@@ -73,6 +76,9 @@ pub struct ReportSummary {
     pub drifted: Vec<String>,
     /// Repositories that left the binding and lost the check.
     pub removed: Vec<String>,
+    /// Repositories that left the binding whose check could not be removed (tried again next
+    /// round).
+    pub unremoved: Vec<String>,
     /// How many repositories are bound.
     pub total: i32,
     /// How many of them have the check as specified.
@@ -239,12 +245,12 @@ pub fn verdict(
 }
 
 /// Sums up a round: per-repository [`verdict`]s, what changed, and the [`round_outcome`].
-/// `previous` is the per-repository status before the round (to tell adoption and drift
-/// correction apart).
+/// `previous` is the state each repository the report covered had after the last round, by
+/// slug (to tell adoption and drift correction apart); one not in it was not covered.
 pub fn summarize(
     plans: &[CheckPlan],
     outcomes: &[CheckOutcome],
-    previous: &[RepositoryCheck],
+    previous: &HashMap<String, CheckState>,
     observe_only: bool,
     desired: &MergeCheck,
 ) -> ReportSummary {
@@ -255,21 +261,26 @@ pub fn summarize(
         adopted: Vec::new(),
         drifted: Vec::new(),
         removed: Vec::new(),
+        unremoved: Vec::new(),
         total: 0,
         in_sync: 0,
         outcome: Outcome::ready(reasons::IN_SYNC, String::new()),
         transient: None,
     };
     let mut first_reason = None;
+    let outcomes: HashMap<&str, &CheckOutcome> = outcomes.iter().map(|o| (o.slug.as_str(), o)).collect();
     for plan in plans {
-        let outcome = outcomes.iter().find(|o| o.slug == plan.slug);
-        let before = previous.iter().find(|r| r.slug == plan.slug).map(|r| r.state);
+        let outcome = outcomes.get(plan.slug.as_str()).copied();
+        let before = previous.get(&plan.slug).copied();
         let verdict = verdict(plan, outcome, before, observe_only, desired);
         if let Some(error) = &verdict.failure {
             if error.is_transient() && summary.transient.is_none() {
                 summary.transient = Some(error.clone());
             }
             first_reason.get_or_insert(reason_for(error));
+            if !plan.bound {
+                summary.unremoved.push(plan.slug.clone());
+            }
         }
         for event in verdict.events {
             let list = match event {

@@ -54,11 +54,11 @@ pub fn select(spec: &ProjectBindingSpec, repositories: &[Repository]) -> Vec<Rep
     chosen
 }
 
-/// The repositories bound until now (`previous`, in its order) that are not among those `bound`
-/// now: they left the selection (or Bitbucket), so a round only cleans them up.
-pub fn departed<'a>(previous: &[String], bound: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let bound: BTreeSet<&str> = bound.into_iter().collect();
-    previous.iter().filter(|slug| !bound.contains(slug.as_str())).cloned().collect()
+/// The repositories (by id) covered until now (`previous`, in its order) that are not among
+/// those `bound` now: they left the selection (or Bitbucket), so a round only cleans them up.
+pub fn departed(previous: &[i64], bound: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let bound: BTreeSet<i64> = bound.into_iter().collect();
+    previous.iter().filter(|id| !bound.contains(id)).copied().collect()
 }
 
 #[cfg(test)]
@@ -132,26 +132,19 @@ mod tests {
     fn departed_repositories() {
         struct Case {
             name: &'static str,
-            previous: &'static [&'static str],
-            bound: &'static [&'static str],
-            want: &'static [&'static str],
+            previous: &'static [i64],
+            bound: &'static [i64],
+            want: &'static [i64],
         }
         let cases = [
-            Case { name: "a first round has nothing that left", previous: &[], bound: &["api"], want: &[] },
-            Case { name: "all still bound", previous: &["api", "web"], bound: &["web", "api"], want: &[] },
-            Case {
-                name: "one left the selection",
-                previous: &["api", "old", "web"],
-                bound: &["api", "web"],
-                want: &["old"],
-            },
-            Case { name: "everything left", previous: &["b", "a"], bound: &[], want: &["b", "a"] },
-            Case { name: "new repositories are not departed", previous: &["api"], bound: &["api", "new"], want: &[] },
-            Case { name: "slugs compare exactly", previous: &["API"], bound: &["api"], want: &["API"] },
+            Case { name: "a first round has nothing that left", previous: &[], bound: &[1], want: &[] },
+            Case { name: "all still bound", previous: &[1, 2], bound: &[2, 1], want: &[] },
+            Case { name: "one left the selection", previous: &[1, 5, 9], bound: &[1, 9], want: &[5] },
+            Case { name: "everything left", previous: &[7, 3], bound: &[], want: &[7, 3] },
+            Case { name: "new repositories are not departed", previous: &[1], bound: &[1, 2], want: &[] },
         ];
         for case in cases {
-            let previous: Vec<String> = case.previous.iter().map(|s| (*s).to_owned()).collect();
-            assert_eq!(departed(&previous, case.bound.iter().copied()), case.want, "{}", case.name);
+            assert_eq!(departed(case.previous, case.bound.iter().copied()), case.want, "{}", case.name);
         }
     }
 }

@@ -1,11 +1,12 @@
 //! A binding's round in Bitbucket: reading its repositories and their webhooks, and making
 //! them match. What to read and what to change is decided by [`crate::plan::binding`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use futures::{StreamExt, stream};
 
 use crate::{
+    api::ProjectBindingSpec,
     bitbucket::{Client, Error, Repository},
     plan::{
         binding::{
@@ -19,17 +20,60 @@ use crate::{
 
 use super::PARALLEL_REPOSITORIES;
 
-/// Resolves the bound repositories (one read per page of the project's repositories, or one
-/// read for a single slug) and reads the webhooks of each repository that needs it, once. A
-/// project or single repository that does not exist fails the whole binding, and so does a
-/// failure that [`aborts_round`]; other per-repository failures are recorded on the repository.
-pub async fn observe(client: &Client, input: &BindingInput<'_>) -> Result<BindingPlan, Error> {
-    let project = input.spec.project_key.clone();
-    let repositories = match &input.spec.repository_slug {
-        Some(slug) => vec![client.get_repository(&project, slug).await?],
-        None => selection::select(input.spec, &client.list_repositories(&project).await?),
+/// What a binding's repositories resolve to in a round.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The repositories bound now, by slug.
+    pub bound: Vec<Repository>,
+    /// Every repository of the project the round listed (id → slug); `None` when it read only
+    /// the one repository of a `repositorySlug` binding.
+    pub listed: Option<HashMap<i64, String>>,
+    /// The repositories covered until now that left the binding and still exist: (id, slug).
+    pub departed: Vec<(i64, String)>,
+    /// Ids covered until now that could not be looked up (the project could not be listed):
+    /// kept on the record, to be looked up again next round.
+    pub unresolved: Vec<i64>,
+}
+
+/// Resolves the bound repositories: one read per page of the project's repositories, or one
+/// read for a single slug. The repositories covered until now (`previous`, by id) that are no
+/// longer bound are looked up in the listing (a single-slug binding lists the project only
+/// then); those no longer in the project are gone, with nothing left to clean. A project or
+/// single repository that does not exist fails the whole binding.
+pub async fn resolve(client: &Client, spec: &ProjectBindingSpec, previous: &[i64]) -> Result<Resolved, Error> {
+    let project = &spec.project_key;
+    let ids = |all: &[Repository]| -> HashMap<i64, String> { all.iter().map(|r| (r.id, r.slug.clone())).collect() };
+    let (bound, mut listed) = match &spec.repository_slug {
+        Some(slug) => (vec![client.get_repository(project, slug).await?], None),
+        None => {
+            let all = client.list_repositories(project).await?;
+            (selection::select(spec, &all), Some(ids(&all)))
+        }
     };
-    let results: Vec<RepositoryPlan> = stream::iter(repositories_to_observe(repositories, input.previous))
+    let departed_ids = selection::departed(previous, bound.iter().map(|r| r.id));
+    let mut unresolved = Vec::new();
+    if !departed_ids.is_empty() && listed.is_none() {
+        match client.list_repositories(project).await {
+            Ok(all) => listed = Some(ids(&all)),
+            Err(error) => {
+                tracing::warn!(project = %project, %error, "cannot list the project to find the repositories that left the binding; trying again next round");
+                unresolved.clone_from(&departed_ids);
+            }
+        }
+    }
+    let departed = match &listed {
+        Some(listed) => departed_ids.iter().filter_map(|id| listed.get(id).map(|slug| (*id, slug.clone()))).collect(),
+        None => Vec::new(),
+    };
+    Ok(Resolved { bound, listed, departed, unresolved })
+}
+
+/// Reads the webhooks of each repository that needs it, once: the `bound` ones and those that
+/// left (`input.departed`). A failure that [`aborts_round`] fails the round; other
+/// per-repository failures are recorded on the repository.
+pub async fn observe(client: &Client, input: &BindingInput<'_>, bound: Vec<Repository>) -> Result<BindingPlan, Error> {
+    let project = input.spec.project_key.clone();
+    let results: Vec<RepositoryPlan> = stream::iter(repositories_to_observe(bound, input.departed))
         .map(|(slug, repository)| observe_one(client, &project, input, slug, repository))
         .buffer_unordered(PARALLEL_REPOSITORIES)
         .collect()

@@ -9,8 +9,8 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::harness::{
-    BIG, BINDING, CONFIGURATION, Env, MERGE_CHECK, REPORT, REPOSITORIES, SEED, SONAR, big_slug, is_true, many, message,
-    on_repository, reason, repository_entry, status_slugs,
+    BIG, BINDING, CONFIGURATION, Env, MERGE_CHECK, REPORT, REPOSITORIES, SEED, SONAR, attention_entry, big_slug,
+    is_true, many, message, on_repository, reason, recorded_ids, recorded_slugs,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +31,7 @@ async fn a_repository_deleted_in_bitbucket_stalls_its_single_binding_and_leaves_
     assert!(is_true(&gone, "Stalled"), "{gone:#?}");
     assert!(message(&gone).contains("payments-api"), "{}", message(&gone));
     assert_eq!(gone["status"]["repositoryCount"], 0);
-    assert!(status_slugs(&gone).is_empty());
+    assert!(recorded_ids(&gone, "repositoryIds").is_empty());
     assert!(env.has_event("ProjectBinding", "payments", "RepositoryNotFound"));
     let report = env.wait_ready("requiredreports", "sonarqube", "False", "BindingNotReady").await;
     assert!(is_true(&report, "Stalled"), "{report:#?}");
@@ -39,20 +39,22 @@ async fn a_repository_deleted_in_bitbucket_stalls_its_single_binding_and_leaves_
 
     // A repository of the selection goes: the next resync drops it, the rest stays bound.
     let removed = big_slug(1);
+    let id = env.repositories_in("BIG").iter().find(|r| r["slug"] == removed.as_str()).and_then(|r| r["id"].as_i64());
+    let id = id.expect("an id");
     env.bitbucket().clear_requests();
     env.bitbucket().delete_repository("BIG", &removed).expect("delete");
     let binding = env
         .wait("projectbindings", "team-a", "big", "the deleted repository gone", |o| {
-            !status_slugs(o).contains(&removed)
+            !recorded_ids(o, "repositoryIds").contains(&id)
         })
         .await;
     assert_eq!(env.requests_to(&format!("GET {REPOSITORIES}")), 1, "not dropped at the first listing");
     assert_eq!(reason(&binding), "Bound");
-    assert_eq!(status_slugs(&binding), [big_slug(0), big_slug(2)]);
+    assert_eq!(recorded_slugs(&env, &binding, "BIG"), [big_slug(0), big_slug(2)]);
     assert_eq!(binding["status"]["repositoryCount"], 2);
     let report = env
         .wait("requiredreports", "team-a", "big-sonarqube", "the deleted repository gone", |o| {
-            status_slugs(o) == [big_slug(0), big_slug(2)]
+            !recorded_ids(o, "repositoryIds").contains(&id)
         })
         .await;
     assert_eq!(reason(&report), "InSync");
@@ -78,14 +80,14 @@ async fn a_repository_added_to_a_selected_project_is_bound_and_checked_on_the_ne
     env.bitbucket().create_repository("BIG", "repo-new").expect("create");
     let report = env
         .wait("requiredreports", "team-a", "big-sonarqube", "the new repository checked", |o| {
-            repository_entry(o, "repo-new").is_some_and(|r| r["state"] == "InSync")
+            o["status"]["repositoryCount"] == 4 && o["status"]["inSyncCount"] == 4
         })
         .await;
     // Bound at the first listing after it appeared, and checked right after.
     assert_eq!(env.requests_to(&format!("GET {REPOSITORIES}")), 1);
     assert_eq!(report["status"]["repositoryCount"], 4);
     let binding = env.wait_ready("projectbindings", "big", "True", "Bound").await;
-    assert!(status_slugs(&binding).contains(&"repo-new".to_owned()));
+    assert!(recorded_slugs(&env, &binding, "BIG").contains(&"repo-new".to_owned()));
     assert_eq!(binding["status"]["repositoryCount"], 4);
     assert!(env.bitbucket().merge_check("BIG", "repo-new", SONAR).expect("repository").is_some());
     let hooks = env.bitbucket().webhooks("BIG", "repo-new").expect("repository");
@@ -145,7 +147,8 @@ async fn a_check_removed_or_weakened_in_bitbucket_is_restored_at_the_next_resync
     })
     .await;
     let report = env.wait_ready("requiredreports", "sonarqube", "True", "InSync").await;
-    assert_eq!(repository_entry(&report, "payments-api").map(|r| r["state"].clone()), Some(json!("InSync")));
+    assert_eq!(report["status"]["inSyncCount"], 1);
+    assert!(attention_entry(&report, "payments-api").is_none(), "{report:#}");
     let log = env.log();
     assert_eq!(on_repository(&log, "PUT", "PAY", "payments-api", SONAR), 2, "{log:#?}");
     assert!(log.iter().all(|r| r.method != "DELETE"), "{log:#?}");
@@ -182,11 +185,12 @@ spec:
     let drifted = env.wait_ready("requiredreports", "lint", "False", "Drifted").await;
     assert!(is_true(&drifted, "Stalled"), "{drifted:#?}");
     assert!(message(&drifted).contains("Observe"), "{}", message(&drifted));
-    let entry = repository_entry(&drifted, "payments-api").expect("entry").clone();
+    let entry = attention_entry(&drifted, "payments-api").expect("entry").clone();
     assert_eq!(entry["state"], "Drifted");
     let text = entry["message"].as_str().unwrap_or_default();
     assert!(text.contains("must pass") && text.contains("must exist"), "{text}");
     assert_eq!(drifted["status"]["inSyncCount"], 0);
+    assert_eq!(drifted["status"]["driftedCount"], 1);
     assert!(env.has_event("RequiredReport", "lint", "DriftDetected"));
     let stored = env.bitbucket().merge_check("PAY", "payments-api", LINT).expect("repository").expect("check");
     assert_eq!(stored["mustPass"], false);
@@ -194,7 +198,7 @@ spec:
     // Removed by hand: reported as missing, not recreated.
     env.bitbucket().delete_merge_check("PAY", "payments-api", LINT).expect("delete");
     env.wait("requiredreports", "team-a", "lint", "the missing check reported", |o| {
-        repository_entry(o, "payments-api")
+        attention_entry(o, "payments-api")
             .is_some_and(|r| r["state"] == "Drifted" && r["message"].as_str().is_some_and(|m| m.contains("missing")))
     })
     .await;

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::harness::{BINDING, CONFIGURATION, Env, REPORT, SEED, SONAR, is_true, message, reason, repository_entry};
+use crate::harness::{BINDING, CONFIGURATION, Env, REPORT, SEED, SONAR, attention_entry, is_true, message, reason};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_created_before_what_they_refer_to_converge_once_it_exists() {
@@ -19,8 +19,13 @@ async fn objects_created_before_what_they_refer_to_converge_once_it_exists() {
     let waiting = env.wait_ready("projectbindings", "payments", "False", "ConfigurationNotFound").await;
     assert!(is_true(&waiting, "Stalled"), "{waiting:#?}");
     assert!(message(&waiting).contains("bitbucket"), "{}", message(&waiting));
-    env.wait("requiredreports", "team-a", "sonarqube", "waiting for the binding", |o| reason(o) == "BindingNotReady")
+    // The report names the missing configuration itself (through its binding).
+    let report = env
+        .wait("requiredreports", "team-a", "sonarqube", "waiting for the configuration", |o| {
+            reason(o) == "ConfigurationNotFound"
+        })
         .await;
+    assert!(message(&report).contains("bitbucket"), "{}", message(&report));
     assert_eq!(env.bitbucket().request_count(), 0);
 
     // The configuration appears: everything converges without a resync or a restart (the
@@ -71,7 +76,8 @@ async fn a_missing_or_forbidden_project_stalls_only_its_own_binding() {
     let report = env.wait("requiredreports", "team-a", "vault-sonarqube", "settled", |o| is_true(o, "Stalled")).await;
     // Its report cannot read the checks either, and says so per repository.
     assert_eq!(reason(&report), "PermissionDenied");
-    assert_eq!(repository_entry(&report, "vault").map(|r| r["state"].clone()), Some(json!("Failed")));
+    assert_eq!(attention_entry(&report, "vault").map(|r| r["state"].clone()), Some(json!("Failed")));
+    assert_eq!(report["status"]["failedCount"], 1);
 
     // The others are unaffected.
     env.wait_ready("projectbindings", "payments", "True", "Bound").await;

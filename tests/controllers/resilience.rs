@@ -71,6 +71,7 @@ async fn the_own_rate_limit_is_never_exceeded() {
     env.apply(&configuration_with_rate(RATE as u32, BURST as u32));
     env.apply(BIG);
     env.wait_ready("requiredreports", "big-sonarqube", "True", "InSync").await;
+    env.wait_ready("projectbindings", "big", "True", "Bound").await;
     let elapsed = started.elapsed().as_secs_f64();
     let samples = sampler.finish();
     let requests = env.bitbucket().request_count() as f64;

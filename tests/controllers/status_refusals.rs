@@ -2,12 +2,15 @@
 //! object still says why, with a Warning Event, and the full status is written again later
 //! without another round of Bitbucket reads.
 
-use bitbucket_operator::api::{BitbucketConfiguration, ProjectBinding};
+use bitbucket_operator::{
+    api::{BitbucketConfiguration, ProjectBinding},
+    simulator::seed::Permission,
+};
 use serde_json::{Value, json};
 
 use crate::{
     fake_kube::MAX_OBJECT_BYTES,
-    harness::{CONFIGURATION, Env, big_parts, big_slug, many, message, ready, reason},
+    harness::{CONFIGURATION, Env, big_parts, big_slug, many, message, ready, reason, recorded_ids},
 };
 
 const N: usize = 40;
@@ -61,20 +64,30 @@ async fn grow(env: &mut Env, prepare: impl FnOnce(&Env)) {
     env.start_operator();
 }
 
-/// The binding `big`, bound, then grown while the fake's object limit admits not even its
-/// repositories without their clone URLs: its status keeps only their count.
-async fn count_only(env: &mut Env) -> Value {
+/// Lets the operator's user only read BIG: every webhook write there fails.
+fn read_only(env: &Env) {
+    env.bitbucket().set_project_permission("BIG", "svc-operator", Some(Permission::ProjectRead)).expect("permission");
+}
+
+/// The binding `big`, bound; then, with the operator's user only allowed to read BIG, given a
+/// second webhook while the fake's object limit admits the status without its list of the
+/// repositories that need attention (every one does now), but not with it.
+async fn attention_too_large(env: &mut Env) -> (Value, Value) {
     let full = bound(env).await;
-    let mut trimmed = full.clone();
-    if let Some(repositories) = trimmed["status"]["repositories"].as_array_mut() {
-        for repository in repositories {
-            repository["cloneUrls"] = json!({});
-        }
-    }
-    grow(env, |env| env.fake.limit_object_size(size(&trimmed) - 1)).await;
-    let object = env.wait_ready("projectbindings", "big", "False", "StatusTooLarge").await;
-    assert!(object["status"]["repositories"].as_array().is_none_or(Vec::is_empty), "{object:#?}");
-    object
+    // The shortened status says more in its condition than "Bound" did; the list of 20
+    // repositories with their failures is far larger than that.
+    grow(env, |env| {
+        read_only(env);
+        env.fake.limit_object_size(size(&full) + 2000);
+    })
+    .await;
+    let object = env
+        .wait("projectbindings", "team-a", "big", "StatusTooLarge at generation 2", |o| {
+            ready(o).is_some_and(|c| c["status"] == "False" && c["reason"] == "StatusTooLarge")
+                && o["status"]["observedGeneration"] == 2
+        })
+        .await;
+    (full, object)
 }
 
 /// Waits until some status writes of `big` were refused with `code` after `before` of them.
@@ -86,33 +99,24 @@ async fn refused_again(env: &Env, code: u16, before: usize, more: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_too_large_to_store_is_shortened_announced_and_written_later_without_reading_bitbucket() {
     let mut env = Env::new(&many(N)).await;
-    let full = bound(&mut env).await;
-    assert!(full["status"]["repositories"][0]["cloneUrls"]["http"].is_string(), "{full:#?}");
-    // The binding's status as it is no longer fits; the next one is larger still.
-    grow(&mut env, |env| env.fake.limit_object_size(size(&full) - 1)).await;
-
-    let object = env
-        .wait("projectbindings", "team-a", "big", "StatusTooLarge at generation 2", |o| {
-            ready(o).is_some_and(|c| c["status"] == "False" && c["reason"] == "StatusTooLarge")
-                && o["status"]["observedGeneration"] == 2
-        })
-        .await;
+    let (full, object) = attention_too_large(&mut env).await;
     assert_eq!(object["status"]["conditions"].as_array().map(Vec::len), Some(3), "{object:#?}");
     let stalled = object["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Stalled"));
     assert_eq!(stalled.map(|c| c["status"].clone()), Some(json!("True")), "{object:#?}");
     let said = message(&object);
     assert!(said.contains("too large") && said.contains("split"), "{said}");
-    // What the next rounds and the cleanup work from is kept, and it now fits.
+    // What the next rounds and the cleanup work from is kept, and it fits.
     assert_eq!(managed(&object), ["cd", "ci"], "{object:#?}");
     assert_eq!(object["status"]["repositoryCount"], N, "{object:#?}");
-    assert!(size(&object) < size(&full), "{} vs {}", size(&object), size(&full));
+    assert_eq!(object["status"]["failedCount"], N, "{object:#?}");
+    assert_eq!(recorded_ids(&object, "repositoryIds").len(), N, "{object:#?}");
+    assert!(object["status"]["needsAttention"].is_null(), "{object:#?}");
+    assert!(size(&object) <= size(&full) + 2000, "{} vs {}", size(&object), size(&full));
     let notes = env.event_notes("ProjectBinding", "big", "StatusTooLarge");
     assert!(!notes.is_empty(), "{:?}", env.events("ProjectBinding", "big"));
     let warnings: Vec<Value> =
         env.events("ProjectBinding", "big").into_iter().filter(|e| e["reason"] == "StatusTooLarge").collect();
     assert!(warnings.iter().all(|e| e["type"] == "Warning"), "{warnings:#?}");
-    // Every repository has both webhooks: the round itself was done.
-    assert!(env.bitbucket().webhooks("BIG", &big_slug(N - 1)).is_ok_and(|h| h.len() == 2));
 
     // Several retries of the full write pass, and none reads Bitbucket again.
     let reads = big_requests(&env);
@@ -123,44 +127,28 @@ async fn a_status_too_large_to_store_is_shortened_announced_and_written_later_wi
     let announced = env.event_notes("ProjectBinding", "big", "StatusTooLarge").len();
     assert_eq!(announced, notes.len(), "a retry that is refused again is announced once");
 
-    // Room again: the next retry writes the full status, still without reading Bitbucket.
+    // Room again: the next retry writes the full status, still without reading Bitbucket: the
+    // round's failures, 20 of the repositories listed and the others counted.
     env.fake.limit_object_size(MAX_OBJECT_BYTES);
-    let object = env.wait_ready("projectbindings", "big", "True", "Bound").await;
-    assert!(object["status"]["repositories"][0]["cloneUrls"]["http"].is_string(), "{object:#?}");
-    assert_eq!(object["status"]["repositories"].as_array().map(Vec::len), Some(N));
+    let object = env.wait_ready("projectbindings", "big", "False", "PermissionDenied").await;
+    let listed = object["status"]["needsAttention"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 20, "{object:#?}");
+    assert!(listed.iter().all(|e| e["state"] == "Failed" && e["message"].is_string()), "{object:#?}");
+    assert_eq!(object["status"]["needsAttentionOmitted"], N - 20, "{object:#?}");
     assert_eq!(big_requests(&env), reads, "writing the full status read Bitbucket");
     env.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_report_on_a_binding_whose_repositories_cannot_be_stored_names_the_problem() {
-    let mut env = Env::new(&many(N)).await;
-    let object = count_only(&mut env).await;
-    assert_eq!(object["status"]["repositoryCount"], N, "{object:#?}");
-    assert_eq!(managed(&object), ["cd", "ci"], "{object:#?}");
-
-    env.apply(big_parts().1);
-    let report = env.wait_ready("requiredreports", "big-sonarqube", "False", "BindingNotReady").await;
-    let said = message(&report);
-    assert!(said.contains("ProjectBinding big") && said.contains("StatusTooLarge"), "{said}");
-
-    // Once the binding's status fits, the report goes ahead.
-    env.fake.limit_object_size(MAX_OBJECT_BYTES);
-    env.wait_ready("projectbindings", "big", "True", "Bound").await;
-    env.wait_ready("requiredreports", "big-sonarqube", "True", "InSync").await;
-    env.shutdown().await;
-}
-
-/// A binding whose status could keep only the count of its repositories still removes its
-/// webhooks from every repository when it is deleted: the cleanup asks Bitbucket what the spec
-/// selects instead of trusting the shortened list.
+/// A binding whose status was shortened still removes its webhooks from every repository when
+/// it is deleted: the record of its repositories is what a shortened status keeps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binding_with_a_shortened_status_removes_all_its_webhooks_on_deletion() {
     let mut env = Env::new(&many(N)).await;
-    count_only(&mut env).await;
-    assert!(env.bitbucket().webhooks("BIG", &big_slug(0)).is_ok_and(|h| h.len() == 2));
+    attention_too_large(&mut env).await;
+    assert!(env.bitbucket().webhooks("BIG", &big_slug(0)).is_ok_and(|h| h.len() == 1));
 
     // The removal takes a list and a delete per repository: not at the default rate of 5/s.
+    env.bitbucket().set_project_permission("BIG", "svc-operator", Some(Permission::ProjectAdmin)).expect("admin");
     let faster = json!({"spec": {"rateLimit": {"requestsPerSecond": 200, "burst": 200}}});
     env.patch::<BitbucketConfiguration>("bitbucket", faster).await;
     env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the new rate in use", |o| {
@@ -189,7 +177,8 @@ async fn a_status_rejected_as_invalid_is_announced_and_written_again_without_rea
             ready(o).is_some_and(|c| c["reason"] == "Bound") && o["status"]["observedGeneration"] == 2
         })
         .await;
-    assert_eq!(object["status"]["repositories"].as_array().map(Vec::len), Some(N));
+    assert_eq!(object["status"]["repositoryCount"], N);
+    assert_eq!(recorded_ids(&object, "repositoryIds").len(), N, "{object:#?}");
     assert_eq!(big_requests(&env), reads, "writing the status again read Bitbucket");
     let notes = env.event_notes("ProjectBinding", "big", "StatusRejected");
     assert!(notes.iter().all(|n| n.contains("invalid") && !n.contains("injected")), "{notes:?}");

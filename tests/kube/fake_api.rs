@@ -1261,17 +1261,17 @@ async fn an_empty_map_a_manager_applied_is_filled_by_its_next_apply() {
     let bindings: Api<ProjectBinding> = Api::namespaced(fake.client(), "default");
     bindings.create(&PostParams::default(), &binding("payments")).await.expect("created");
     let ssa = PatchParams::apply("operator").force();
-    let with = |urls: Value| {
+    let with = |labels: Value| {
         json!({
             "apiVersion": "bitbucket.integrations.dev/v1alpha1", "kind": "ProjectBinding",
-            "status": {"repositories": [{"slug": "a", "id": 1, "name": "a", "state": "AVAILABLE", "cloneUrls": urls}]},
+            "metadata": {"name": "payments", "labels": labels},
         })
     };
-    let urls = |object: ProjectBinding| object.status.map(|s| s.repositories[0].clone_urls.clone()).unwrap_or_default();
-    let full = bindings.patch_status("payments", &ssa, &Patch::Apply(&with(json!({"http": "h"})))).await.expect("1");
-    assert_eq!(urls(full).http.as_deref(), Some("h"));
-    let empty = bindings.patch_status("payments", &ssa, &Patch::Apply(&with(json!({})))).await.expect("2");
-    assert_eq!(urls(empty).http, None);
-    let again = bindings.patch_status("payments", &ssa, &Patch::Apply(&with(json!({"http": "h"})))).await.expect("3");
-    assert_eq!(urls(again).http.as_deref(), Some("h"));
+    let label = |object: ProjectBinding| object.labels().get("team").cloned();
+    let full = bindings.patch("payments", &ssa, &Patch::Apply(&with(json!({"team": "a"})))).await.expect("1");
+    assert_eq!(label(full).as_deref(), Some("a"));
+    let empty = bindings.patch("payments", &ssa, &Patch::Apply(&with(json!({})))).await.expect("2");
+    assert_eq!(label(empty), None);
+    let again = bindings.patch("payments", &ssa, &Patch::Apply(&with(json!({"team": "a"})))).await.expect("3");
+    assert_eq!(label(again).as_deref(), Some("a"));
 }

@@ -437,17 +437,30 @@ pub fn is_true(object: &Value, type_: &str) -> bool {
     condition(object, type_).is_some_and(|c| c["status"] == "True")
 }
 
-/// The slugs listed in `status.repositories`.
-pub fn status_slugs(object: &Value) -> Vec<String> {
-    object["status"]["repositories"]
-        .as_array()
-        .map(|r| r.iter().filter_map(|r| r["slug"].as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
+/// The ids in a status's record of repositories (`repositoryIds`, or another field so written).
+pub fn recorded_ids(object: &Value, field: &str) -> Vec<i64> {
+    let record: bitbucket_operator::api::coverage::RepositoryIds =
+        serde_json::from_value(object["status"][field].clone()).unwrap_or_default();
+    record.ids().unwrap_or_else(|e| panic!("{e}: {object:#}"))
 }
 
-/// The per-repository entry of a RequiredReport's status.
-pub fn repository_entry<'a>(object: &'a Value, slug: &str) -> Option<&'a Value> {
-    object["status"]["repositories"].as_array()?.iter().find(|r| r["slug"] == slug)
+/// The repositories (by slug, sorted) whose ids an object's status records, as named in
+/// `project` of the simulator now.
+pub fn recorded_slugs(env: &Env, object: &Value, project: &str) -> Vec<String> {
+    let ids = recorded_ids(object, "repositoryIds");
+    let mut slugs: Vec<String> = env
+        .repositories_in(project)
+        .iter()
+        .filter(|r| r["id"].as_i64().is_some_and(|id| ids.contains(&id)))
+        .filter_map(|r| r["slug"].as_str().map(str::to_owned))
+        .collect();
+    slugs.sort();
+    slugs
+}
+
+/// A status's entry for a repository that needs attention.
+pub fn attention_entry<'a>(object: &'a Value, slug: &str) -> Option<&'a Value> {
+    object["status"]["needsAttention"].as_array()?.iter().find(|r| r["slug"] == slug)
 }
 
 /// Requests in `log` with `method` whose path is under repository `project/slug` and ends

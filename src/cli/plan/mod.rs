@@ -246,8 +246,13 @@ async fn run_binding(
     };
     // Without a cluster, the binding manages exactly what it declares.
     let managed: BTreeSet<String> = webhooks.iter().map(|w| w.name.clone()).collect();
-    let input = plan_binding::BindingInput { spec: &target.spec, webhooks, managed: &managed, previous: &[] };
-    let plan = match sync_binding::observe(client, &input).await {
+    let input = plan_binding::BindingInput { spec: &target.spec, webhooks, managed: &managed, departed: &[] };
+    let resolved = sync_binding::resolve(client, &target.spec, &[]).await;
+    let plan = match resolved.map(|r| sync_binding::observe(client, &input, r.bound)) {
+        Ok(observing) => observing.await,
+        Err(error) => Err(error),
+    };
+    let plan = match plan {
         Ok(plan) => plan,
         Err(error) => {
             result.outcome = Outcome::from_error(&error);
@@ -382,7 +387,7 @@ async fn run_report(
             detail,
         });
     }
-    let summary = plan_report::summarize(&plans, &outcomes, &[], observe_only, &desired);
+    let summary = plan_report::summarize(&plans, &outcomes, &std::collections::HashMap::new(), observe_only, &desired);
     result.outcome = match mode {
         Mode::Apply => summary.outcome,
         // A plan changes nothing; only read failures and Observe drift count.

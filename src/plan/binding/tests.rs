@@ -77,20 +77,21 @@ fn which_repositories_a_round_works_on() {
     struct Case {
         name: &'static str,
         bound: &'static [&'static str],
-        previous: &'static [&'static str],
+        departed: &'static [&'static str],
         /// `slug` for a bound repository, `-slug` for one only cleaned up.
         want: &'static [&'static str],
     }
     let cases = [
-        Case { name: "first round", bound: &["api", "web"], previous: &[], want: &["api", "web"] },
-        Case { name: "unchanged", bound: &["api"], previous: &["api"], want: &["api"] },
-        Case { name: "one left", bound: &["api"], previous: &["api", "old"], want: &["api", "-old"] },
-        Case { name: "all left", bound: &[], previous: &["a", "b"], want: &["-a", "-b"] },
-        Case { name: "one joined, one left", bound: &["new"], previous: &["old"], want: &["new", "-old"] },
+        Case { name: "first round", bound: &["api", "web"], departed: &[], want: &["api", "web"] },
+        Case { name: "a bound slug is never cleaned up", bound: &["api"], departed: &["api"], want: &["api"] },
+        Case { name: "one left", bound: &["api"], departed: &["old"], want: &["api", "-old"] },
+        Case { name: "all left", bound: &[], departed: &["a", "b"], want: &["-a", "-b"] },
+        Case { name: "one joined, one left", bound: &["new"], departed: &["old"], want: &["new", "-old"] },
+        Case { name: "each once", bound: &[], departed: &["old", "old"], want: &["-old"] },
     ];
     for case in cases {
-        let previous: Vec<String> = case.previous.iter().map(|s| (*s).to_owned()).collect();
-        let work = repositories_to_observe(case.bound.iter().map(|s| repo(s)).collect(), &previous);
+        let departed: Vec<String> = case.departed.iter().map(|s| (*s).to_owned()).collect();
+        let work = repositories_to_observe(case.bound.iter().map(|s| repo(s)).collect(), &departed);
         let got: Vec<String> =
             work.iter().map(|(slug, r)| if r.is_some() { slug.clone() } else { format!("-{slug}") }).collect();
         assert_eq!(got, case.want, "{}", case.name);
@@ -209,7 +210,7 @@ fn what_each_repository_needs() {
         let declared: Vec<DesiredWebhook> = case.declared.iter().map(|n| want(n)).collect();
         let managed = names(case.managed);
         let spec = spec();
-        let input = BindingInput { spec: &spec, webhooks: &declared, managed: &managed, previous: &[] };
+        let input = BindingInput { spec: &spec, webhooks: &declared, managed: &managed, departed: &[] };
         let repository = case.bound.then(|| repo("api"));
         let plan = plan_repository(&input, "api".into(), repository, case.read);
         assert_eq!(plan.changes.iter().map(line).collect::<Vec<_>>(), case.want_changes, "{}", case.name);
@@ -386,7 +387,7 @@ fn which_webhooks_stay_managed() {
         let declared: Vec<DesiredWebhook> = case.declared.iter().map(|n| want(n)).collect();
         let managed = names(case.managed);
         let spec = spec();
-        let input = BindingInput { spec: &spec, webhooks: &declared, managed: &managed, previous: &[] };
+        let input = BindingInput { spec: &spec, webhooks: &declared, managed: &managed, departed: &[] };
         let plan = plan_of(&[("api", true, None), ("web", true, case.read_failure.then(server_error))]);
         let outcomes = [outcome("api", case.write_failure.then(denied))];
         assert_eq!(managed_after(&input, &plan, &outcomes), names(case.want), "{}", case.name);
@@ -514,4 +515,24 @@ fn a_round_counts_read_failures_before_write_failures() {
         assert_eq!(outcome.reason, case.want_reason, "{}", case.name);
         assert_eq!(outcome.message, case.want_message, "{}", case.name);
     }
+}
+
+#[test]
+fn a_round_is_counted_with_the_repositories_that_need_attention() {
+    let mut plan = vec![("old", false, None), ("web", true, Some(denied()))];
+    let bound: Vec<String> = (0..30).map(|i| format!("repo-{i:02}")).collect();
+    plan.extend(bound.iter().map(|slug| (slug.as_str(), true, None)));
+    // Every bound repository but the first five fails to write; "old" left and kept its webhook.
+    let mut outcomes: Vec<RepositoryOutcome> =
+        bound.iter().enumerate().map(|(i, slug)| outcome(slug, (i >= 5).then(server_error))).collect();
+    outcomes.push(outcome("old", Some(denied())));
+    let tally = tally(&plan_of(&plan), &outcomes);
+    assert_eq!((tally.bound, tally.in_sync, tally.failed), (31, 5, 26));
+    assert_eq!(tally.departed_failed, ["old"]);
+    assert_eq!(tally.attention.len(), crate::api::coverage::ATTENTION_LIMIT);
+    assert_eq!(tally.omitted, 27 - 20, "26 bound and 1 departed need attention");
+    let listed: Vec<&str> = tally.attention.iter().map(|a| a.slug.as_str()).collect();
+    assert_eq!(listed[0], "old", "by slug: {listed:?}");
+    assert!(tally.attention[0].message.as_deref().is_some_and(|m| m.starts_with("left the binding")));
+    assert!(listed.contains(&"repo-05") && !listed.contains(&"repo-04"), "only failures are listed: {listed:?}");
 }

@@ -526,6 +526,8 @@ fn a_round_sums_up_its_repositories() {
         want_counts: (i32, i32),
         want_reason: &'static str,
         want_retry: bool,
+        /// Repositories that left and still have the check.
+        want_unremoved: &'static [&'static str],
     }
     let cases = [
         Case {
@@ -542,6 +544,7 @@ fn a_round_sums_up_its_repositories() {
             want_counts: (3, 3),
             want_reason: reasons::IN_SYNC,
             want_retry: false,
+            want_unremoved: &[],
         },
         Case {
             name: "a removal failing transiently is retried",
@@ -552,6 +555,7 @@ fn a_round_sums_up_its_repositories() {
             want_counts: (1, 1),
             want_reason: reasons::IN_SYNC,
             want_retry: true,
+            want_unremoved: &["old"],
         },
         Case {
             name: "every bound repository failed: the first one's reason",
@@ -562,6 +566,7 @@ fn a_round_sums_up_its_repositories() {
             want_counts: (2, 0),
             want_reason: reasons::PARTIALLY_FAILED,
             want_retry: true,
+            want_unremoved: &[],
         },
         Case {
             name: "every bound repository failed for good",
@@ -572,6 +577,7 @@ fn a_round_sums_up_its_repositories() {
             want_counts: (2, 0),
             want_reason: reasons::PERMISSION_DENIED,
             want_retry: false,
+            want_unremoved: &[],
         },
     ];
     for case in cases {
@@ -582,7 +588,8 @@ fn a_round_sums_up_its_repositories() {
                 CheckOutcome { slug, change, error }
             })
             .collect();
-        let summary = summarize(&case.plans, &outcomes, &case.previous, false, &desired());
+        let previous: HashMap<String, CheckState> = case.previous.iter().map(|e| (e.slug.clone(), e.state)).collect();
+        let summary = summarize(&case.plans, &outcomes, &previous, false, &desired());
         let lists = [&summary.created, &summary.adopted, &summary.corrected, &summary.removed];
         assert_eq!(
             lists.map(|l| l.as_slice()),
@@ -593,5 +600,6 @@ fn a_round_sums_up_its_repositories() {
         assert_eq!((summary.total, summary.in_sync), case.want_counts, "{}", case.name);
         assert_eq!(summary.outcome.reason, case.want_reason, "{}", case.name);
         assert_eq!(summary.transient.is_some(), case.want_retry, "{}", case.name);
+        assert_eq!(summary.unremoved, slugs(case.want_unremoved), "{}", case.name);
     }
 }

@@ -1,0 +1,104 @@
+//! What each binding's last round in this process found: the repositories it binds, by id and
+//! slug, and the project's listing they came from. Its RequiredReports work from it, so the
+//! repositories need neither be listed in the binding's status nor read from Bitbucket again;
+//! a report waits (writing nothing) until this process's binding round has concluded.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use kube::{ResourceExt, runtime::reflector::ObjectRef};
+use tokio::sync::mpsc;
+
+use crate::{
+    api::{ProjectBinding, RequiredReport},
+    plan::status::Outcome,
+};
+
+/// What a binding's round concluded about its repositories, for one generation of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inventory {
+    /// The repositories were resolved.
+    Listed(Arc<Listing>),
+    /// The round could not resolve them, for this reason.
+    Unresolved(Outcome),
+}
+
+/// The repositories a binding resolved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The project key.
+    pub project: String,
+    /// The bound repositories (id, slug), by slug.
+    pub bound: Vec<(i64, String)>,
+    /// Every repository of the project as listed (id → slug), when the round listed them (a
+    /// binding of one slug reads only that one).
+    pub listed: Option<HashMap<i64, String>>,
+}
+
+impl Listing {
+    /// The slug of a repository of the project by id, if the listing knows it.
+    pub fn slug_of(&self, id: i64) -> Option<&str> {
+        match &self.listed {
+            Some(listed) => listed.get(&id).map(String::as_str),
+            None => self.bound.iter().find(|(bound, _)| *bound == id).map(|(_, slug)| slug.as_str()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    uid: Option<String>,
+    generation: Option<i64>,
+    inventory: Inventory,
+}
+
+/// The inventories, by binding; a change wakes the binding's reports.
+pub struct Inventories {
+    entries: Mutex<HashMap<String, Entry>>,
+    wake: mpsc::UnboundedSender<ObjectRef<RequiredReport>>,
+}
+
+fn key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
+}
+
+impl Inventories {
+    /// Inventories that send the reports to wake on `wake`.
+    pub fn new(wake: mpsc::UnboundedSender<ObjectRef<RequiredReport>>) -> Self {
+        Self { entries: Mutex::default(), wake }
+    }
+
+    /// Records what a round of `binding` (at its current generation) concluded. Returns whether
+    /// that differs from what was recorded (then its reports are to be [woken](Self::wake)).
+    pub fn publish(&self, binding: &ProjectBinding, inventory: Inventory) -> bool {
+        let entry = Entry { uid: binding.uid(), generation: binding.metadata.generation, inventory };
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = key(binding.namespace().as_deref(), &binding.name_any());
+        entries.insert(key, entry.clone()).as_ref() != Some(&entry)
+    }
+
+    /// Forgets a deleted binding. Returns whether anything was recorded.
+    pub fn remove(&self, binding: &ProjectBinding) -> bool {
+        let key = key(binding.namespace().as_deref(), &binding.name_any());
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(&key).is_some()
+    }
+
+    /// What this process's last round of `binding` concluded, if it was a round of this very
+    /// object (same UID) at its current generation.
+    pub fn current(&self, binding: &ProjectBinding) -> Option<Inventory> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = entries.get(&key(binding.namespace().as_deref(), &binding.name_any()))?;
+        (entry.uid == binding.uid() && entry.generation == binding.metadata.generation).then(|| entry.inventory.clone())
+    }
+
+    /// Asks for a reconcile of the binding's `reports` (by name).
+    pub fn wake(&self, binding: &ProjectBinding, reports: &[String]) {
+        let namespace = binding.namespace().unwrap_or_default();
+        for report in reports {
+            // Only closed when the controllers stop.
+            let _ = self.wake.send(ObjectRef::new(report).within(&namespace));
+        }
+    }
+}
