@@ -19,6 +19,8 @@
 //! - `status_refusals`: a status the API server refuses (too large, invalid) is shortened,
 //!   announced and written again later without reading Bitbucket; a report on such a binding
 //!   says why it waits.
+//! - `scale`: ten thousand repositories in one binding: every object stays small, and the cold
+//!   round reads each repository once.
 //! - `hostile`: configurations of servers that answer oversized bodies, junk about themselves or
 //!   truncated JSON still get a condition and a small status without the junk.
 
@@ -32,4 +34,5 @@ mod hostile;
 mod references;
 mod resilience;
 mod restart;
+mod scale;
 mod status_refusals;

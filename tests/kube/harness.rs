@@ -196,16 +196,27 @@ impl Env {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + CONVERGE;
+        self.wait_within(CONVERGE, resource, namespace, name, what, check).await
+    }
+
+    /// [`Env::wait`] with a time limit of its own (for work of many thousand requests).
+    pub async fn wait_within(
+        &self,
+        limit: Duration,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + limit;
         loop {
             let object = self.fake.object(resource, namespace, name);
             if let Some(object) = object.as_ref().filter(|o| check(o)) {
                 return object.clone();
             }
             if Instant::now() > deadline {
-                panic!(
-                    "{resource} {namespace}/{name}: {what} did not happen within {CONVERGE:?}; last seen: {object:#?}"
-                );
+                panic!("{resource} {namespace}/{name}: {what} did not happen within {limit:?}; last seen: {object:#?}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
