@@ -8,7 +8,7 @@
 
 mod render;
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, io::Write as _};
 
 use futures::{StreamExt, stream};
 
@@ -55,15 +55,30 @@ pub async fn execute(args: InventoryArgs) -> Result<u8, Error> {
         let found = inventory(&targets, index, binding, &mut connections).await;
         totals.add(&found);
         match args.output {
-            Output::Text => print!("{}", found.render_text()),
+            Output::Text => {
+                if !write(&found.render_text())? {
+                    return Ok(totals.exit_code());
+                }
+            }
             Output::Json => documents.push(found.render_json()),
         }
     }
     match args.output {
-        Output::Text => print!("{}", totals.render_text()),
-        Output::Json => println!("{}", totals.render_json(documents)),
-    }
+        Output::Text => write(&totals.render_text())?,
+        Output::Json => write(&format!("{}\n", totals.render_json(documents)))?,
+    };
     Ok(totals.exit_code())
+}
+
+/// Writes to standard output; `false` when the reader has gone (`inventory | head`), so that
+/// nothing more is read from Bitbucket for no one.
+fn write(text: &str) -> Result<bool, Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(Error::Output(error)),
+    }
 }
 
 /// Whether a declared object is on a repository as declared.
