@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::support::{
-    fixtures::{self, CONFIGURATION, OPERATOR_TOKEN, SEED, insert_after},
+    fixtures::{self, CONFIGURATION, OPERATOR_TOKEN, READER_TOKEN, SEED, insert_after},
     workspace::{Workspace, all, run, stdout},
 };
 
@@ -253,5 +253,24 @@ async fn what_cannot_be_listed_is_named_with_its_reason_and_fails_the_run() {
     let output = run(&["inventory", "-f", &file]).await;
     assert_eq!(output.status.code(), Some(1));
     assert!(all(&output).contains("the files hold no ProjectBinding"), "{}", all(&output));
+    ws.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_user_may_not_make_are_listed_once_per_object_with_their_repositories() {
+    let ws = Workspace::with_simulator("inventory-reader", &seed()).await;
+    // `reader` may list PLAT's repositories, not their webhooks or required reports.
+    let file = ws.write_manifests("platform.yaml", &[CONFIGURATION, PLATFORM].join("---"), READER_TOKEN);
+    let output = run(&["inventory", "-f", &file]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", all(&output));
+    let out = stdout(&output);
+    let failures: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with('✗')).collect();
+    assert_eq!(failures.len(), 2, "one line per object: {out}");
+    assert!(failures[0].contains("webhook ci on api-gateway, auth-service, build-tools: PermissionDenied: "), "{out}");
+    assert!(
+        failures[1].contains("required report sonarqube on api-gateway, auth-service, build-tools: PermissionDenied")
+    );
+    assert!(out.contains("Inventory: 1 binding(s), 3 repositories; 6 read(s) failed."), "{out}");
+    no_writes(&ws);
     ws.done().await;
 }

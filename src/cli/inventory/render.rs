@@ -172,8 +172,9 @@ impl BindingInventory {
         out
     }
 
-    /// The failed reads, one entry per object and distinct message (a server without the
-    /// merge-check API gives the same one on every repository), with the slugs it failed on.
+    /// The failed reads, one entry per object and reason (a permission or a server without the
+    /// merge-check API fails the same way on every repository), with the slugs it failed on and
+    /// the first repository's message (the JSON output has each one).
     fn failures(&self) -> Vec<(String, &'static str, &str, Vec<&str>)> {
         let mut groups: Vec<(String, &'static str, &str, Vec<&str>)> = Vec::new();
         for repository in &self.repositories {
@@ -182,10 +183,7 @@ impl BindingInventory {
             for (label, state) in webhooks.chain(reports) {
                 let State::Failed(outcome) = state else { continue };
                 let slug = repository.repository.slug.as_str();
-                match groups
-                    .iter_mut()
-                    .find(|(l, r, m, _)| *l == label && *r == outcome.reason && *m == outcome.message)
-                {
+                match groups.iter_mut().find(|(l, reason, _, _)| *l == label && *reason == outcome.reason) {
                     Some((_, _, _, slugs)) => slugs.push(slug),
                     None => groups.push((label, outcome.reason, &outcome.message, vec![slug])),
                 }
