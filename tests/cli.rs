@@ -2,6 +2,8 @@
 //!
 //! - `plan` (`tests/cli/plan.rs`): `plan` and `apply`, their exit codes and their errors.
 //! - `check` (`tests/cli/check.rs`): `check`, for every way a connection can fail.
+//! - `inventory` (`tests/cli/inventory.rs`): `inventory`, the repositories bindings select, with
+//!   their webhooks and required reports, read without writing.
 //! - `simulator` (`tests/cli/simulator.rs`): the `simulator` and `demo` commands.
 //! - `examples` (`tests/cli/examples.rs`): every file of `examples/` is valid and the set is
 //!   complete.
@@ -15,6 +17,8 @@
 mod check;
 #[path = "cli/examples.rs"]
 mod examples;
+#[path = "cli/inventory.rs"]
+mod inventory;
 #[path = "cli/plan.rs"]
 mod plan;
 #[path = "cli/simulator.rs"]

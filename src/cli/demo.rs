@@ -124,7 +124,8 @@ async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Re
     write(out, &format!("{}\n", table(&repaired)))?;
     write(
         out,
-        "Try it by hand: `bitbucket-operator simulator` in one terminal, then `bitbucket-operator plan -f examples/ --url http://127.0.0.1:7990` in another.\n",
+        "Try it by hand: `bitbucket-operator simulator` in one terminal, then `bitbucket-operator plan -f examples/ --url http://127.0.0.1:7990` in another;\n\
+         `bitbucket-operator inventory -f examples/ --url http://127.0.0.1:7990` lists every repository a binding selects, with its webhooks and required reports.\n",
     )?;
     Ok(converged)
 }

@@ -34,6 +34,11 @@ pub enum Error {
     /// The manifests hold none of the operator's resources.
     #[error("the files hold no BitbucketConfiguration, ProjectBinding or RequiredReport")]
     NoResources,
+    /// `inventory` found no binding to list among the manifests.
+    #[error(
+        "the files hold no ProjectBinding; inventory lists the repositories of the bindings, so give the files that define them"
+    )]
+    NoBindings,
     /// `check` found no configuration to check among the manifests.
     #[error("{}", no_configuration(name.as_deref(), namespace.as_deref(), skipped))]
     NoConfiguration {

@@ -5,6 +5,7 @@ pub mod check;
 pub mod crds;
 pub mod demo;
 mod error;
+pub mod inventory;
 pub mod manifests;
 pub mod plan;
 pub mod run;
@@ -43,6 +44,10 @@ pub enum Command {
     /// Make Bitbucket match these manifests once, as the operator would, and print each
     /// resource's resulting status. Exit code 0 when everything converged, 1 otherwise.
     Apply(plan::PlanArgs),
+    /// List, from Bitbucket, the repositories each ProjectBinding in these manifests selects now,
+    /// with the state of its webhooks and required reports on each. Only reads. Exit code 0 when
+    /// everything could be read, 1 otherwise.
+    Inventory(inventory::InventoryArgs),
     /// Run the connection check (server, version, identity, permission to read, capabilities) of
     /// the configurations in manifests, or of a URL and a credential. Exit code 0 when every
     /// check passes, 1 otherwise.
@@ -64,6 +69,7 @@ impl Cli {
         match self.command {
             Command::Plan(args) => block_on(plan::execute(args, plan::Mode::Plan))?,
             Command::Apply(args) => block_on(plan::execute(args, plan::Mode::Apply))?,
+            Command::Inventory(args) => block_on(inventory::execute(args))?,
             Command::Check(args) => block_on(check::execute(args))?,
             Command::Simulator(args) => block_on(simulator::execute(args))?,
             Command::Demo => block_on(demo::execute())?,

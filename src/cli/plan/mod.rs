@@ -180,7 +180,9 @@ pub async fn run(targets: &Targets, mode: Mode, progress: &mut Progress) -> RunR
     RunReport { mode, resources }
 }
 
-async fn check_configuration(target: &ConfigurationTarget) -> (Outcome, Vec<String>, Option<Client>) {
+/// Connects as the operator does (the connection check) and returns the configuration's
+/// outcome, its facts and, when it connected, the client.
+pub(super) async fn check_configuration(target: &ConfigurationTarget) -> (Outcome, Vec<String>, Option<Client>) {
     let settings = match &target.settings {
         Ok(settings) => settings.clone(),
         Err(error) => return (Outcome::stalled(error.reason(), error.to_string()), Vec::new(), None),
