@@ -402,7 +402,12 @@ impl Servers {
         let addresses: Value = serde_json::from_str(&line).unwrap_or_else(|e| fail(format!("servers' line: {e}")));
         let address =
             |key: &str| addresses[key].as_str().unwrap_or_else(|| fail(format!("no {key} address"))).to_owned();
-        Servers { api: address("api"), sim: address("sim"), process, http: reqwest::Client::new() }
+        // A busy fake answers late; a request that never ends must not hang the benchmark.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap_or_else(|e| fail(format!("HTTP client: {e}")));
+        Servers { api: address("api"), sim: address("sim"), process, http }
     }
 
     async fn get(&self, url: &str) -> Option<Value> {
