@@ -196,12 +196,14 @@ impl Memo {
         entries.insert(key.to_owned(), MemoEntry { revision, due: Instant::now() + interval, dirty });
     }
 
-    /// Marks an object whose dependency changed.
+    /// Marks an object whose dependency changed. Also one without a completed round yet: its
+    /// first round may be in flight with what it read before the change, and the mark must
+    /// outlive that round (see [`Memo::done`]).
     pub fn mark_dirty(&self, key: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = entries.get_mut(key) {
-            entry.dirty = true;
-        }
+        let entry =
+            entries.entry(key.to_owned()).or_insert(MemoEntry { revision: 0, due: Instant::now(), dirty: true });
+        entry.dirty = true;
     }
 
     /// Forgets an object, so that its next reconcile is a full round.
@@ -261,4 +263,35 @@ impl Backoff {
 /// `interval` with up to ±10 % jitter, so resyncs of many objects spread out.
 pub fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + fastrand::f64() * 0.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_during_an_objects_first_round_asks_for_another() {
+        let memo = Memo::default();
+        // The first round starts (nothing known yet), a dependency changes meanwhile, the round
+        // ends and schedules the next one far away: the change still asks for a round now.
+        assert_eq!(memo.due("RequiredReport/team-a/r", 1), Ok(()));
+        memo.mark_dirty("RequiredReport/team-a/r");
+        memo.done("RequiredReport/team-a/r", 1, Duration::from_secs(600));
+        assert_eq!(memo.due("RequiredReport/team-a/r", 1), Ok(()));
+        // Consumed: the next trigger without a change waits for the interval.
+        assert!(memo.due("RequiredReport/team-a/r", 1).is_err());
+    }
+
+    #[test]
+    fn rounds_are_due_on_a_new_revision_a_change_or_the_interval() {
+        let memo = Memo::default();
+        memo.done("k", 1, Duration::from_secs(600));
+        assert!(memo.due("k", 1).is_err(), "nothing changed");
+        assert_eq!(memo.due("k", 2), Ok(()), "a new revision");
+        memo.done("k", 2, Duration::from_secs(600));
+        memo.mark_dirty("k");
+        assert_eq!(memo.due("k", 2), Ok(()), "a dependency changed");
+        memo.done("k", 2, Duration::ZERO);
+        assert_eq!(memo.due("k", 2), Ok(()), "the interval passed");
+    }
 }
