@@ -206,6 +206,14 @@ impl Memo {
         entry.dirty = true;
     }
 
+    /// Takes back an object's dirty mark: its round has just read the newest state of what marks
+    /// it (a mark made after this is kept).
+    pub fn clean(&self, key: &str) {
+        if let Some(entry) = self.entries.lock().unwrap_or_else(PoisonError::into_inner).get_mut(key) {
+            entry.dirty = false;
+        }
+    }
+
     /// Forgets an object, so that its next reconcile is a full round.
     pub fn forget(&self, key: &str) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
@@ -279,6 +287,12 @@ mod tests {
         memo.done("RequiredReport/team-a/r", 1, Duration::from_secs(600));
         assert_eq!(memo.due("RequiredReport/team-a/r", 1), Ok(()));
         // Consumed: the next trigger without a change waits for the interval.
+        assert!(memo.due("RequiredReport/team-a/r", 1).is_err());
+
+        // A round that read the changed state after the mark takes it back: no second round.
+        memo.mark_dirty("RequiredReport/team-a/r");
+        memo.clean("RequiredReport/team-a/r");
+        memo.done("RequiredReport/team-a/r", 1, Duration::from_secs(600));
         assert!(memo.due("RequiredReport/team-a/r", 1).is_err());
     }
 

@@ -28,7 +28,7 @@ use crate::{
 };
 
 use super::{
-    context::{Context, FINALIZER},
+    context::{Context, FINALIZER, key_of},
     error::Error,
     events::listed,
     inventories::{Inventory, Listing},
@@ -102,6 +102,8 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
     };
     let state = BindingState { status: binding.status.clone(), generation: binding.metadata.generation };
     let inventory = ctx.inventories.current(&binding);
+    // What the binding's rounds resolved is read now, newest: a wake it sent before is answered.
+    ctx.memo.clean(&key_of(report));
     let concluded = match &inventory {
         None => Concluded::Nothing,
         Some(Inventory::Listed(_)) => Concluded::Resolved,
