@@ -447,8 +447,7 @@ mod tests {
                     let _ = task.await;
                 }
                 // Aborted tasks may still hold their handle of the list: read it, do not take it.
-                let granted = granted.lock().unwrap().clone();
-                granted
+                granted.lock().unwrap().clone()
             });
             let interval = Duration::from_millis(1000 / u64::from(rate));
             for (i, first) in granted.iter().enumerate() {
