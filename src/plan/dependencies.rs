@@ -161,10 +161,14 @@ pub fn binding_use(name: &str, state: Option<&BindingState>, concluded: Conclude
         (Concluded::Nothing, Some(_)) => BindingUse::Pending,
         (Concluded::Unresolved(why), _) => {
             let message = format!("ProjectBinding {name} is not ready ({}): {}", why.reason, why.message);
+            // A rejected credential is the report's own problem too (every call of it would be
+            // refused alike): its reason, not the binding's readiness.
+            let credential = [reasons::BAD_CREDENTIALS, reasons::CAPTCHA_REQUIRED, reasons::BASIC_AUTH_DISABLED];
+            let reason = if credential.contains(&why.reason) { why.reason } else { reasons::BINDING_NOT_READY };
             let outcome = if why.phase == super::status::Phase::Stalled {
-                Outcome::stalled(reasons::BINDING_NOT_READY, message)
+                Outcome::stalled(reason, message)
             } else {
-                Outcome::reconciling(reasons::BINDING_NOT_READY, message)
+                Outcome::reconciling(reason, message)
             };
             BindingUse::Blocked(Blocked { outcome, recheck: Recheck::Later })
         }
@@ -320,6 +324,8 @@ mod tests {
         let partial = || Some(Outcome::stalled(reasons::PERMISSION_DENIED, "1 of 2 failed"));
         let missing_project = Outcome::stalled(reasons::PROJECT_NOT_FOUND, "no PAY");
         let retrying = Outcome::reconciling(reasons::UNREACHABLE, "down");
+        let rejected =
+            Outcome::stalled(reasons::BAD_CREDENTIALS, "Bitbucket rejected the credential; update the Secret");
         let waiting = |phase| Err((phase, reasons::BINDING_NOT_READY, Recheck::Later));
         struct Case<'a> {
             name: &'static str,
@@ -365,6 +371,12 @@ mod tests {
                 state: Some(binding(Some(retrying.clone()), 2)),
                 concluded: Unresolved(&retrying),
                 want: waiting(Phase::Reconciling),
+            },
+            Case {
+                name: "unresolved for a rejected credential: the report's problem too",
+                state: Some(binding(Some(rejected.clone()), 2)),
+                concluded: Unresolved(&rejected),
+                want: Err((Phase::Stalled, reasons::BAD_CREDENTIALS, Recheck::Later)),
             },
             Case {
                 name: "unresolved, its status not yet written",
