@@ -26,7 +26,7 @@ use super::{
     context::{Context, key},
     error::Error,
     events::listed,
-    inventories::{Inventory, Listing},
+    inventories::{Inventory, Listing, recorded},
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
     references::{Connected, cleanup_client, connect, reports_of},
 };
@@ -63,15 +63,6 @@ fn publish(ctx: &Context, binding: &ProjectBinding, inventory: Inventory) {
     }
 }
 
-/// The ids the binding's status records (none when the record is unreadable: then nothing is
-/// cleaned up that the record no longer shows, rather than something wrongly).
-fn recorded(binding: &ProjectBinding, status: &ProjectBindingStatus) -> Vec<i64> {
-    status.repository_ids.ids().unwrap_or_else(|error| {
-        tracing::warn!(binding = %binding.name_any(), %error, "the status's record of repository ids is unreadable; starting a new one");
-        Vec::new()
-    })
-}
-
 async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBindingStatus>, Error> {
     let previous = binding.status.clone().unwrap_or_default();
     // Until the binding's own first round, what it had stays in status.
@@ -86,7 +77,7 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
         Connected::Pending(wait) => return Ok(Round::pending(wait)),
     };
 
-    let resolved = match resolve(&client, &binding.spec, &recorded(binding, &previous)).await {
+    let resolved = match resolve(&client, &binding.spec, &recorded(binding, &previous.repository_ids)).await {
         Ok(resolved) => resolved,
         Err(error) => {
             let outcome = Outcome::from_error(&error);
@@ -199,7 +190,7 @@ async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<Proje
         Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
     };
     // The webhooks are looked for on what the record shows and on what the spec selects now.
-    let recorded = recorded(binding, &status);
+    let recorded = recorded(binding, &status.repository_ids);
     let slugs = match cleanup_slugs(&client, &binding.spec, &recorded).await {
         Ok(slugs) => slugs,
         Err(error) => {

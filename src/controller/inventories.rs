@@ -12,7 +12,7 @@ use kube::{ResourceExt, runtime::reflector::ObjectRef};
 use tokio::sync::mpsc;
 
 use crate::{
-    api::{ProjectBinding, RequiredReport},
+    api::{ProjectBinding, RequiredReport, coverage::RepositoryIds},
     plan::status::Outcome,
 };
 
@@ -101,4 +101,14 @@ impl Inventories {
             let _ = self.wake.send(ObjectRef::new(report).within(&namespace));
         }
     }
+}
+
+/// The ids an object's status records (none when the record is unreadable: then nothing is
+/// cleaned up that the record no longer shows, rather than something wrongly).
+pub fn recorded<K: kube::Resource<DynamicType = ()>>(object: &K, ids: &RepositoryIds) -> Vec<i64> {
+    ids.ids().unwrap_or_else(|error| {
+        let object = super::context::key_of(object);
+        tracing::warn!(%object, %error, "the status's record of repository ids is unreadable; starting a new one");
+        Vec::new()
+    })
 }

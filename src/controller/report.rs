@@ -7,8 +7,6 @@ use std::{
     sync::Arc,
 };
 
-use kube::ResourceExt;
-
 use crate::{
     api::{
         RequiredReport, RequiredReportStatus,
@@ -31,7 +29,7 @@ use super::{
     context::{Context, FINALIZER, key_of},
     error::Error,
     events::listed,
-    inventories::{Inventory, Listing},
+    inventories::{Inventory, Listing, recorded},
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
     references::{Connected, UNRESOLVED_RECHECK, binding_of, cleanup_client, connect, recheck_after},
 };
@@ -53,15 +51,6 @@ impl Kind for RequiredReport {
     fn shortened(status: &RequiredReportStatus) -> Vec<RequiredReportStatus> {
         vec![RequiredReportStatus { needs_attention: Vec::new(), needs_attention_omitted: 0, ..status.clone() }]
     }
-}
-
-/// A record of ids in a report's status (none when unreadable: then nothing is removed that the
-/// record no longer shows, rather than something wrongly).
-fn recorded(report: &RequiredReport, ids: &RepositoryIds) -> Vec<i64> {
-    ids.ids().unwrap_or_else(|error| {
-        tracing::warn!(report = %report.name_any(), %error, "the status's record of repository ids is unreadable; starting a new one");
-        Vec::new()
-    })
 }
 
 /// The slugs of `ids` in the binding's project: from the binding's listing when it has one,
