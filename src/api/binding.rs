@@ -43,6 +43,12 @@ use super::{
     validation = kube::core::Rule::new("!self.monorepo || has(self.repositorySlug)")
         .message("monorepo: true binds one repository: use repositorySlug, not repositories")
         .field_path(".monorepo"),
+    validation = kube::core::Rule::new("!has(self.sonarqube) || !has(self.sonarqube.projectKey) || has(self.repositorySlug)")
+        .message("sonarqube.projectKey names the project of one repository: with repositories, use sonarqube.projectKeyTemplate")
+        .field_path(".sonarqube.projectKey"),
+    validation = kube::core::Rule::new("!has(self.sonarqube) || !has(self.sonarqube.projectKeyTemplate) || has(self.repositories)")
+        .message("sonarqube.projectKeyTemplate is for a selection (repositories): with repositorySlug, use sonarqube.projectKey")
+        .field_path(".sonarqube.projectKeyTemplate"),
 )]
 pub struct ProjectBindingSpec {
     /// The Bitbucket instance. Immutable: webhooks already created belong to it.
@@ -79,7 +85,7 @@ pub struct ProjectBindingSpec {
     #[serde(default)]
     pub monorepo: bool,
 
-    /// The SonarQube project that analyses the bound repository.
+    /// The SonarQube projects that analyse the bound repositories, kept bound to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sonarqube: Option<SonarQubeProject>,
 
@@ -121,15 +127,36 @@ fn default_true() -> bool {
     true
 }
 
-/// A SonarQube project.
+/// The SonarQube projects of the bound repositories, and their bindings to them (made through
+/// the SonarQube integration of the binding's Bitbucket configuration, `spec.sonarqube` there).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.projectKey) != has(self.projectKeyTemplate)")
+    .message("sonarqube needs exactly one of projectKey (one repository) or projectKeyTemplate (a selection)"))]
 pub struct SonarQubeProject {
-    /// The SonarQube project key, such as `payments:api`.
+    /// The SonarQube project key of the one bound repository (`repositorySlug`), such as
+    /// `payments:api`; for a monorepo, the one SonarQube project of the repository this binding
+    /// is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 400))]
     #[x_kube(validation = kube::core::Rule::new("self.matches('^[A-Za-z0-9_.:-]*[A-Za-z_.:-][A-Za-z0-9_.:-]*$')")
         .message("sonarqube.projectKey must be a SonarQube project key: letters, digits, '-', '_', '.' and ':', with at least one non-digit"))]
-    pub project_key: String,
+    pub project_key: Option<String>,
+
+    /// The SonarQube project key of each repository of a selection, from `{projectKey}` (the
+    /// Bitbucket project key) and `{slug}` (the repository slug), such as
+    /// `{projectKey}_{slug}`. Must hold `{slug}`, so that every repository has its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = kube::core::Rule::new("self.contains('{slug}') && self.matches('^([A-Za-z0-9_.:-]|[{]slug[}]|[{]projectKey[}])+$')")
+        .message("sonarqube.projectKeyTemplate must hold {slug} and otherwise only letters, digits, '-', '_', '.', ':' and {projectKey}, such as {projectKey}_{slug}"))]
+    pub project_key_template: Option<String>,
+
+    /// Create a SonarQube project, named after its repository, for a bound repository that has
+    /// none (the guides' "import"); repositories the selection picks up later get theirs too.
+    /// Projects are never deleted by the operator: their analyses belong to their users.
+    #[serde(default)]
+    pub create_projects: bool,
 }
 
 /// A webhook that every bound repository must have.
@@ -310,6 +337,45 @@ pub struct ProjectBindingStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub managed_webhooks: Vec<String>,
+    /// The SonarQube side, with `spec.sonarqube`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sonarqube: Option<SonarQubeBindingStatus>,
+}
+
+/// How the bound repositories' SonarQube projects compare with the spec. Small at any number
+/// of repositories, like the rest of the status.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SonarQubeBindingStatus {
+    /// The SonarQube integration the projects are bound through (its setting key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub alm_setting_key: Option<String>,
+    /// The `projectKey` or `projectKeyTemplate` the bindings were made with (a new one has the
+    /// old bindings removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 400))]
+    pub project_keys: Option<String>,
+    /// How many bound repositories should have a SonarQube project.
+    #[serde(default)]
+    pub project_count: i32,
+    /// How many of those projects are bound to their repository as the spec says.
+    #[serde(default)]
+    pub bound_count: i32,
+    /// How many projects the operator created (this round and before, as far as it knows).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created_count: i32,
+    /// How many could not be read, created or bound.
+    #[serde(default)]
+    pub failed_count: i32,
+    /// The repositories whose SonarQube project needs attention, with what to do (at most 20,
+    /// by slug).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["slug".to_owned()]))]
+    pub needs_attention: Vec<RepositoryCheck>,
+    /// How many more need attention than are listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub needs_attention_omitted: i32,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde passes fields by reference

@@ -84,6 +84,11 @@ pub struct BitbucketConfigurationSpec {
         "self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('5m')"
     ).message("requestTimeout must be a duration between 1s and 5m, such as 30s"))]
     pub request_timeout: Duration,
+
+    /// Keep SonarQube's integration with this Bitbucket (its "Bitbucket configuration record",
+    /// a DevOps Platform setting) in the named `SonarQubeConfiguration`'s SonarQube.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sonarqube: Option<super::sonarqube::SonarQubeIntegration>,
 }
 
 fn default_resync_interval() -> Duration {
@@ -201,6 +206,9 @@ pub struct ConfigurationStatus {
     /// `bitbucket.integrations.dev/retry-credentials` is set to a new value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_credential: Option<RejectedCredential>,
+    /// SonarQube's integration with this Bitbucket, with `spec.sonarqube`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sonarqube: Option<super::sonarqube::SonarQubeIntegrationStatus>,
 }
 
 /// A credential Bitbucket rejected: which Secret, at which version, and why (never its value).

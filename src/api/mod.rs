@@ -11,12 +11,14 @@ pub mod configuration;
 pub mod coverage;
 pub mod refs;
 pub mod required_report;
+pub mod sonarqube;
 pub mod validation;
 
 pub use binding::{ProjectBinding, ProjectBindingSpec, ProjectBindingStatus};
 pub use cluster_configuration::{ClusterBitbucketConfiguration, ClusterBitbucketConfigurationSpec};
 pub use configuration::{BitbucketConfiguration, BitbucketConfigurationSpec, ConfigurationStatus};
 pub use required_report::{RequiredReport, RequiredReportSpec, RequiredReportStatus};
+pub use sonarqube::{SonarQubeConfiguration, SonarQubeConfigurationSpec, SonarQubeConfigurationStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -33,6 +35,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ClusterBitbucketConfiguration::crd(),
         ProjectBinding::crd(),
         RequiredReport::crd(),
+        SonarQubeConfiguration::crd(),
     ]
 }
 

@@ -16,8 +16,8 @@ pub fn report_key(report: &RequiredReportSpec, binding: &ProjectBindingSpec) -> 
     if let Some(key) = &report.report_key {
         return key.clone();
     }
-    match (&binding.sonarqube, binding.monorepo) {
-        (Some(sonarqube), true) => format!("{SONARQUBE_REPORT_KEY}_{}", sonarqube.project_key),
+    match (binding.sonarqube.as_ref().and_then(|s| s.project_key.as_deref()), binding.monorepo) {
+        (Some(project_key), true) => format!("{SONARQUBE_REPORT_KEY}_{project_key}"),
         _ => SONARQUBE_REPORT_KEY.to_owned(),
     }
 }
