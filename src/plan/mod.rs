@@ -9,5 +9,6 @@ pub mod merge_checks;
 pub mod reasons;
 pub mod report;
 pub mod selection;
+pub mod sonarqube;
 pub mod status;
 pub mod webhooks;
