@@ -93,7 +93,7 @@ impl Client {
     /// `POST api/alm_settings/set_bitbucket_binding`: binds the project, replacing any binding
     /// it had. Community editions lack it ([`Error::EndpointMissing`]).
     pub async fn set_bitbucket_binding(&self, binding: &BitbucketBinding) -> Result<(), Error> {
-        let call = Call::new("POST api/alm_settings/set_bitbucket_binding", "bind a project", "Administer (project)")
+        let call = Call::new("POST api/alm_settings/set_bitbucket_binding", "bind a project", "project Administer")
             .form("almSetting", checked("the SonarQube setting key", &binding.alm_setting, MAX_KEY)?)
             .form("project", project_arg(&binding.project)?)
             .form("repository", checked("the Bitbucket project key", &binding.repository, MAX_REPOSITORY)?)
@@ -107,7 +107,7 @@ impl Client {
     /// `POST api/alm_settings/delete_binding`: done when it answers 204, and when the project is
     /// unbound or gone (404).
     pub async fn delete_binding(&self, project: &str) -> Result<(), Error> {
-        let call = Call::new("POST api/alm_settings/delete_binding", "unbind a project", "Administer (project)")
+        let call = Call::new("POST api/alm_settings/delete_binding", "unbind a project", "project Administer")
             .form("project", project_arg(project)?)
             .about(project);
         let response = self.send(&call).await?;

@@ -549,3 +549,58 @@ async fn bad_arguments_are_refused_before_anything_is_sent() {
         Err(Error::Configuration(_))
     ));
 }
+
+#[tokio::test]
+async fn every_request_is_reported_under_its_stable_endpoint_name() {
+    #[derive(Debug, Default)]
+    struct Seen(std::sync::Mutex<Vec<(&'static str, u16)>>);
+    impl crate::bitbucket::Observer for Seen {
+        fn request(&self, endpoint: &'static str, status: u16, _elapsed: std::time::Duration) {
+            self.0.lock().expect("lock").push((endpoint, status));
+        }
+        fn rate_limited(&self, _waited: std::time::Duration) {}
+    }
+    let stub = Stub::start("10.7.0.96327", |r| {
+        (r.path == "api/alm_settings/get_binding")
+            .then(|| Reply::v1_error(404, "Project 'pay-api' is not bound to any DevOps Platform"))
+    })
+    .await;
+    let seen = std::sync::Arc::new(Seen::default());
+    let client = Client::new(ClientConfig::new(stub.url.clone(), Secret::new(TOKEN)).with_observer(seen.clone()))
+        .expect("client");
+    assert_eq!(client.get_binding("pay-api").await, Ok(None));
+    assert_eq!(client.search_projects(&[]).await, Ok(Vec::new()), "no keys: nothing to ask");
+    assert_eq!(
+        *seen.0.lock().expect("lock"),
+        [("GET api/server/version", 200), ("GET api/alm_settings/get_binding", 404)]
+    );
+}
+
+#[tokio::test]
+async fn v2_errors_are_read_from_their_message() {
+    let stub = Stub::start("26.7.0.124771", |r| match r.path.as_str() {
+        "api/v2/dop-translation/dop-settings" => Some(Reply::json(403, json!({"message": "Insufficient privileges"}))),
+        "api/v2/dop-translation/bound-projects" => {
+            Some(Reply::json(400, json!({"message": "No personal access token found"})))
+        }
+        _ => None,
+    })
+    .await;
+    let client = stub.client(TOKEN);
+    assert!(matches!(client.dop_settings().await, Err(Error::Forbidden { permission: "Create Projects", .. })));
+    let bound = BoundProject {
+        project_key: "pay-api".into(),
+        project_name: "Payments API".into(),
+        dev_ops_platform_setting_id: "AY1234".into(),
+        bitbucket_project: "PAY".into(),
+        slug: "api".into(),
+        monorepo: false,
+    };
+    assert_eq!(
+        client.put_bound_project(&bound).await,
+        Err(Error::InvalidRequest {
+            endpoint: "PUT api/v2/dop-translation/bound-projects",
+            message: Some("No personal access token found".into())
+        })
+    );
+}
