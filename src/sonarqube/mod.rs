@@ -28,8 +28,8 @@ pub use community::{BoundProject, BoundProjectResult, DopSetting};
 pub use error::{Error, ErrorClass, ValidationFailure};
 pub use projects::Project;
 pub use server::{
-    AuthScheme, BindingSupport, Capabilities, Edition, ServerInfo, ServerStatus, UNSHOWN_USER, User, Version,
-    VersionScheme,
+    AuthScheme, BindingSupport, Capabilities, Edition, MINIMUM_VERSION, ServerInfo, ServerStatus, UNSHOWN_USER, User,
+    Version, VersionScheme,
 };
 
 use crate::bitbucket::{Gate, Limits, Observer, RateLimit, RateLimiter, RetryPolicy, Secret};
