@@ -7,5 +7,6 @@ pub mod cli;
 pub mod controller;
 pub mod plan;
 pub mod simulator;
+pub mod sonarqube;
 pub mod sync;
 pub mod telemetry;

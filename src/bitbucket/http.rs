@@ -468,7 +468,7 @@ impl Client {
 }
 
 /// What kind of JSON problem, without the snippet serde would quote.
-fn json_error_kind(error: &serde_json::Error) -> String {
+pub(crate) fn json_error_kind(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match error.classify() {
         Category::Io => "unreadable".into(),
@@ -493,8 +493,8 @@ pub(crate) fn bytes(count: usize) -> String {
     }
 }
 
-/// `Retry-After` as integer seconds (the form Bitbucket sends), else the default.
-fn parse_retry_after(value: Option<&str>) -> Duration {
+/// `Retry-After` as integer seconds (the form Bitbucket and SonarQube send), else the default.
+pub(crate) fn parse_retry_after(value: Option<&str>) -> Duration {
     value
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
@@ -502,7 +502,7 @@ fn parse_retry_after(value: Option<&str>) -> Duration {
 }
 
 /// Exponential backoff with jitter: half the nominal delay plus a random share of the other half.
-fn backoff(policy: super::RetryPolicy, attempt: u32) -> Duration {
+pub(crate) fn backoff(policy: super::RetryPolicy, attempt: u32) -> Duration {
     let exponent = attempt.saturating_sub(1).min(16);
     let nominal = policy.base_delay.saturating_mul(1 << exponent).min(policy.max_delay);
     nominal / 2 + nominal.mul_f64(fastrand::f64() / 2.0)
@@ -510,12 +510,18 @@ fn backoff(policy: super::RetryPolicy, attempt: u32) -> Duration {
 
 /// A transport failure as a short message without the URL.
 fn transport_error(error: &reqwest::Error) -> Error {
+    Error::Transport { message: transport_message(error), timeout: error.is_timeout() }
+}
+
+/// What went wrong with a request that got no usable answer, in a short text that never holds the
+/// URL (its query could carry what a caller put there).
+pub(crate) fn transport_message(error: &reqwest::Error) -> String {
     let mut cause: &dyn std::error::Error = error;
     while let Some(source) = cause.source() {
         cause = source;
     }
     let detail = bounded_message(&cause.to_string());
-    let message = if error.is_timeout() {
+    if error.is_timeout() {
         "the request timed out".to_owned()
     } else if error.is_connect() {
         format!("cannot connect: {detail}")
@@ -523,8 +529,38 @@ fn transport_error(error: &reqwest::Error) -> Error {
         format!("the response broke off: {detail}")
     } else {
         format!("the request failed: {detail}")
-    };
-    Error::Transport { message, timeout: error.is_timeout() }
+    }
+}
+
+/// The HTTP client every API client of the operator builds on: its `User-Agent`, no redirects
+/// (a redirect would carry the credential elsewhere, or hide a wrong context path), the
+/// timeouts, and the TLS trust the configuration asks for. The error says what is wrong in
+/// words fit for a configuration error.
+pub(crate) fn http_client(
+    ca_pem: Option<&[u8]>,
+    insecure_skip_verify: bool,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(super::USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout);
+    if let Some(pem) = ca_pem {
+        let certificates =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|_| "the CA bundle is not valid PEM".to_owned())?;
+        if certificates.is_empty() {
+            return Err("the CA bundle holds no certificate".into());
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if insecure_skip_verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 #[cfg(test)]

@@ -23,10 +23,16 @@ use std::{
 pub use credentials::{Credentials, Secret};
 pub use error::{Error, ErrorClass};
 pub use http::{host_allowed, host_of};
+// Shared with the SonarQube client, which speaks through the same kind of pipeline.
+pub(crate) use error::bounded_message;
+pub(crate) use http::{
+    backoff, bytes, http_client, is_bidi_control, json_error_kind, parse_base_url, parse_retry_after, transport_message,
+};
 pub use merge_checks::{MANUAL_STEPS, MergeCheck, Severity};
 pub use projects::Project;
 pub use rate_limit::{RateLimit, RateLimiter};
 pub use repositories::{CloneLinks, Repository, RepositoryState};
+pub(crate) use server::plain;
 pub use server::{Capabilities, ServerIdentity, UNSHOWN_USER, Version};
 pub use webhooks::{Webhook, WebhookRequest};
 
@@ -187,25 +193,13 @@ impl Client {
         if !http::host_allowed(&host, &config.allowed_hosts) {
             return Err(Error::Configuration(format!("the operator may not send credentials to {host}")));
         }
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout);
-        if let Some(pem) = &config.ca_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|_| Error::Configuration("the CA bundle is not valid PEM".into()))?;
-            if certificates.is_empty() {
-                return Err(Error::Configuration("the CA bundle holds no certificate".into()));
-            }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        if config.insecure_skip_verify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        let http = builder.build().map_err(|e| Error::Configuration(format!("cannot build the HTTP client: {e}")))?;
+        let http = http::http_client(
+            config.ca_pem.as_deref(),
+            config.insecure_skip_verify,
+            config.connect_timeout,
+            config.request_timeout,
+        )
+        .map_err(Error::Configuration)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
