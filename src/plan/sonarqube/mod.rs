@@ -8,21 +8,3 @@ pub mod bindings;
 pub mod claims;
 pub mod keys;
 pub mod setting;
-
-/// A Bitbucket URL in the one form SonarQube is given and compared with: no trailing slash.
-/// SonarQube compares URLs as exact strings, and a changed URL must come with the token again,
-/// so two spellings of one URL would cost a needless token push each round.
-pub fn normalize_url(url: &str) -> String {
-    url.trim_end_matches('/').to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_url;
-
-    #[test]
-    fn a_trailing_slash_is_not_a_different_url() {
-        assert_eq!(normalize_url("https://bitbucket.example.com/"), normalize_url("https://bitbucket.example.com"));
-        assert_eq!(normalize_url("https://example.com/bitbucket//"), "https://example.com/bitbucket");
-    }
-}

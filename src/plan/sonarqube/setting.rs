@@ -14,7 +14,7 @@ use crate::api::configuration::SecretVersion;
 pub struct DesiredSetting {
     /// The setting's key.
     pub key: String,
-    /// The Bitbucket URL SonarQube is given, normalized ([`super::normalize_url`]).
+    /// The Bitbucket URL SonarQube is given, normalized ([`crate::sonarqube::normalize_url`]).
     pub url: String,
     /// The version of the token Secret in effect now.
     pub token: SecretVersion,
@@ -108,7 +108,10 @@ pub fn plan_setting(
     if new_key.is_some() {
         why.push("key");
     }
-    let url_changed = current.url.as_deref().map(super::normalize_url).as_deref() != Some(desired.url.as_str());
+    // What SonarQube holds, in the form the operator gives: a trailing slash is no change; a URL
+    // that does not parse is one.
+    let held = current.url.as_deref().and_then(|url| crate::sonarqube::normalize_url(url).ok());
+    let url_changed = held.as_deref() != Some(desired.url.as_str());
     if url_changed {
         why.push("url");
     }
