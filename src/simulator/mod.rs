@@ -131,6 +131,9 @@
 //! 31. Drops need a connection to kill: with [`Simulator::serve`] the client sees the connection
 //!     close without a response; with [`Simulator::router`] served by someone else, a "dropped"
 //!     request is answered 500 instead.
+//! 32. `GET /rest/api/{version}/repos` (all projects) lists the repositories the caller may read
+//!     ordered by project key then slug, personal projects (`~NAME`) last; none of its filters
+//!     (`name`, `projectname`, `permission`, `visibility`) is applied.
 
 pub mod seed;
 
@@ -289,6 +292,7 @@ impl Simulator {
             rest = rest
                 .route(&format!("{api}/application-properties"), get(server::application_properties))
                 .route(&format!("{api}/users"), get(server::users))
+                .route(&format!("{api}/repos"), get(repositories::list_all))
                 .route(&format!("{api}/projects/{{key}}"), get(projects::get_project))
                 .route(&format!("{api}/projects/{{key}}/repos"), get(repositories::list))
                 .route(&repo, get(repositories::get))
