@@ -136,6 +136,7 @@
 //!     (`name`, `projectname`, `permission`, `visibility`) is applied.
 
 pub mod seed;
+pub mod sonarqube;
 
 mod access;
 mod auth;
