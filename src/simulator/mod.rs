@@ -3,7 +3,8 @@
 //! the modelled required-report merge checks, with Bitbucket's authentication quirks (anonymous
 //! fallback for unknown bearer tokens, CAPTCHA lock-out, 401 for missing permissions), its paging
 //! and error envelopes, an optional per-user rate limit, fault injection, request counters and a
-//! control API under `/__simulator/`.
+//! control API under `/__simulator/`. Its SonarQube counterpart, for the SonarQube side of the
+//! integration, is [`sonarqube`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -299,8 +299,12 @@ impl State {
             .iter()
             .enumerate()
             .map(|(uid, u)| {
-                let pats: Vec<&str> =
-                    u.pats.keys().filter_map(|uuid| self.setting_by_uuid(uuid)).map(|s| s.key.as_str()).collect();
+                // A PAT of a setting that no longer exists shows as its uuid, so a missed cascade shows.
+                let pats: Vec<&str> = u
+                    .pats
+                    .keys()
+                    .map(|uuid| self.setting_by_uuid(uuid).map_or(uuid.as_str(), |s| s.key.as_str()))
+                    .collect();
                 let tokens = self.tokens.values().filter(|t| t.user == uid).count();
                 json!({"login": u.login, "name": u.name, "admin": u.admin, "createProjects": u.create_projects,
                        "tokens": tokens, "patsFor": pats})

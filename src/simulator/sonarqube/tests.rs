@@ -361,6 +361,8 @@ async fn deleting_a_setting_drops_its_bindings_and_every_users_pat() {
     let delete = format!("{base}/api/alm_settings/delete");
     empty(post(&client, delete.clone(), ADMIN, &[("key", "bb")]).await).await;
     assert_eq!((sim.binding("app"), sim.binding("lib"), sim.user_pat("dev", "bb")), (None, None, None));
+    let dev = &sim.state_json()["users"][1];
+    assert_eq!((dev["login"].as_str(), &dev["patsFor"]), (Some("dev"), &json!([])));
     assert_eq!(failure(post(&client, delete, ADMIN, &[("key", "bb")]).await).await.0, 404);
     let unbound =
         client.get(format!("{base}/api/alm_settings/get_binding?project=app")).token(ADMIN).send().await.unwrap();
