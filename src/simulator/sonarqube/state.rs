@@ -156,10 +156,11 @@ impl State {
                 pat: setting.personal_access_token.clone().filter(|p| !p.is_empty()),
             });
         }
-        for binding in &seed.bindings {
+        for (index, binding) in seed.bindings.iter().enumerate() {
+            // `validate` above makes both references resolve; the mapping only keeps errors typed.
             state
                 .bind(&binding.project, &binding.alm_setting, &binding.repository, &binding.slug, binding.monorepo)
-                .map_err(|_| SonarSeedError::UnknownProject { index: 0, project: binding.project.clone() })?;
+                .map_err(|_| SonarSeedError::UnknownProject { index, project: binding.project.clone() })?;
         }
         Ok(state)
     }
