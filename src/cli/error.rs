@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use super::manifests::ManifestError;
-use crate::simulator::{SeedError, SimError};
+use crate::simulator::{SeedError, SimError, sonarqube::SonarSeedError};
 
 /// Why a command stopped.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,14 @@ pub enum Error {
         origin: String,
         /// What is wrong with it.
         source: SeedError,
+    },
+    /// A SonarQube simulator seed is not valid; `origin` names the file or says it is the built-in one.
+    #[error("{origin}: {source}")]
+    SonarSeed {
+        /// The seed's file, or which built-in seed.
+        origin: String,
+        /// What is wrong with it.
+        source: SonarSeedError,
     },
     /// A seed reads but does not hold together.
     #[error("the seed is not consistent: {0}")]

@@ -3,7 +3,8 @@
 //! the modelled required-report merge checks, with Bitbucket's authentication quirks (anonymous
 //! fallback for unknown bearer tokens, CAPTCHA lock-out, 401 for missing permissions), its paging
 //! and error envelopes, an optional per-user rate limit, fault injection, request counters and a
-//! control API under `/__simulator/`.
+//! control API under `/__simulator/`. Its SonarQube counterpart, for the SonarQube side of the
+//! integration, is [`sonarqube`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -131,8 +132,12 @@
 //! 31. Drops need a connection to kill: with [`Simulator::serve`] the client sees the connection
 //!     close without a response; with [`Simulator::router`] served by someone else, a "dropped"
 //!     request is answered 500 instead.
+//! 32. `GET /rest/api/{version}/repos` (all projects) lists the repositories the caller may read
+//!     ordered by project key then slug, personal projects (`~NAME`) last; none of its filters
+//!     (`name`, `projectname`, `permission`, `visibility`) is applied.
 
 pub mod seed;
+pub mod sonarqube;
 
 mod access;
 mod auth;
@@ -289,6 +294,7 @@ impl Simulator {
             rest = rest
                 .route(&format!("{api}/application-properties"), get(server::application_properties))
                 .route(&format!("{api}/users"), get(server::users))
+                .route(&format!("{api}/repos"), get(repositories::list_all))
                 .route(&format!("{api}/projects/{{key}}"), get(projects::get_project))
                 .route(&format!("{api}/projects/{{key}}/repos"), get(repositories::list))
                 .route(&repo, get(repositories::get))

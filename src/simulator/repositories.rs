@@ -1,5 +1,5 @@
-//! `GET /rest/api/{version}/projects/{key}/repos[/{slug}]`, the repository object, and the
-//! repository lookup shared by the webhook and merge-check handlers.
+//! `GET /rest/api/{version}/projects/{key}/repos[/{slug}]`, `GET /rest/api/{version}/repos`, the
+//! repository object, and the repository lookup shared by the webhook and merge-check handlers.
 
 use axum::{
     Extension,
@@ -157,6 +157,31 @@ pub(crate) async fn list(
             repo_view(state, project, repo, &ctx.base, flip ^ n.is_multiple_of(2))
         })))
     })())
+}
+
+/// `GET /repos`: every repository the caller may read, by project key then slug (anonymous
+/// callers see the public ones). SonarQube's `validate` calls it as its read-permission check.
+pub(crate) async fn list_all(
+    AxState(sim): AxState<Simulator>,
+    Extension(ctx): Extension<Ctx>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut guard = sim.lock();
+    let (start, limit) = page_params(query.as_deref(), guard.features.page_limit);
+    let flip = guard.clone_flip;
+    guard.clone_flip = !flip;
+    let state = &*guard;
+    let readable: Vec<(&Project, &Repo)> = state
+        .projects
+        .values()
+        .flat_map(|p| p.repos.values().map(move |r| (p, r)))
+        .filter(|(p, r)| repo_level(state, &ctx.caller, p, r) >= 1)
+        .collect();
+    let mut n = 0usize;
+    ok(&page(&readable, start, limit, |(project, repo)| {
+        n += 1;
+        repo_view(state, project, repo, &ctx.base, flip ^ n.is_multiple_of(2))
+    }))
 }
 
 /// `GET /projects/{key}/repos/{slug}`: needs REPO_READ.

@@ -544,6 +544,31 @@ async fn projects_repositories_and_paging() {
 }
 
 #[tokio::test]
+async fn the_global_repository_list_shows_only_what_the_caller_may_read() {
+    let (running, client, base) = start().await;
+    let url = format!("{base}/rest/api/1.0/repos");
+    let slugs = |page: &Value| -> Vec<String> {
+        page["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}/{}", r["project"]["key"].as_str().unwrap(), r["slug"].as_str().unwrap()))
+            .collect()
+    };
+    let jdoe = body(client.get(&url).bearer_auth("jdoe-token").send().await.unwrap()).await;
+    assert_eq!(slugs(&jdoe), ["OPEN/docs", "PAY/ledger", "PAY/payments-api", "PAY/web"]);
+    let anonymous = body(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(slugs(&anonymous), ["OPEN/docs"]);
+    let own = body(client.get(&url).bearer_auth("BBDC-abc").send().await.unwrap()).await;
+    assert!(slugs(&own).contains(&"~SVC-OPERATOR/dotfiles".to_owned()), "{own}");
+    let paged =
+        body(client.get(format!("{url}?start=1&limit=2")).bearer_auth("jdoe-token").send().await.unwrap()).await;
+    assert_eq!(slugs(&paged), ["PAY/ledger", "PAY/payments-api"]);
+    assert_eq!((paged["isLastPage"].as_bool(), paged["nextPageStart"].as_u64()), (Some(false), Some(3)));
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn unknown_paths_methods_and_counters() {
     let (running, client, base) = start().await;
     let sim = running.simulator().clone();

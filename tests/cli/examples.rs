@@ -13,15 +13,15 @@ struct Example {
     object: Value,
 }
 
-/// The seed of the Bitbucket simulator lives beside the manifests but is not one.
-const SIMULATOR_SEED: &str = "simulator-seed.yaml";
+/// The seeds of the simulators live beside the manifests but are not ones.
+const SIMULATOR_SEEDS: [&str; 2] = ["simulator-seed.yaml", "sonarqube-seed.yaml"];
 
 fn examples() -> Vec<Example> {
     let files = support::yaml_files(&support::repo_path("examples"));
     assert!(!files.is_empty(), "examples/ has no YAML files");
     files
         .iter()
-        .filter(|path| path.file_name().is_none_or(|name| name != SIMULATOR_SEED))
+        .filter(|path| path.file_name().is_none_or(|name| !SIMULATOR_SEEDS.iter().any(|seed| name == *seed)))
         .flat_map(|path| {
             let file = path.file_name().expect("file name").to_string_lossy().into_owned();
             support::yaml_documents(path).into_iter().map(move |object| Example { file: file.clone(), object })
@@ -177,7 +177,7 @@ fn examples_deserialize_into_the_rust_types() {
 
 #[test]
 fn the_simulator_seed_loads_and_serves_what_the_examples_bind() {
-    let text = std::fs::read_to_string(support::repo_path("examples").join(SIMULATOR_SEED)).expect("the seed");
+    let text = std::fs::read_to_string(support::repo_path("examples").join(SIMULATOR_SEEDS[0])).expect("the seed");
     let seed = bitbucket_operator::simulator::Seed::from_yaml(&text).expect("the seed parses");
     let simulator = bitbucket_operator::simulator::Simulator::new(seed).expect("the seed is consistent");
     for example in examples() {

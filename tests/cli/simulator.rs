@@ -12,12 +12,15 @@ use crate::support::workspace::{BIN, Workspace, all, closed_port, run, stderr, s
 /// The token of the service account the simulator serves when it is given no seed.
 const DEFAULT_TOKEN: &str = "BBDC-replace-with-your-http-access-token";
 
+/// The administrator's token of the default SonarQube seed.
+const SONARQUBE_TOKEN: &str = "squ_replace-with-your-sonarqube-user-token";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_command_serves_what_check_accepts() {
     let ws = Workspace::new("simulator");
     let listen = format!("127.0.0.1:{}", closed_port());
     let mut child = Command::new(BIN)
-        .args(["simulator", "--listen", &listen])
+        .args(["simulator", "--listen", &listen, "--sonarqube-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -44,7 +47,7 @@ async fn the_simulator_command_serves_what_check_accepts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_command_prints_its_url_and_serves_check() {
     let mut child = Command::new(BIN)
-        .args(["simulator", "--listen", "127.0.0.1:0"])
+        .args(["simulator", "--listen", "127.0.0.1:0", "--sonarqube-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -75,9 +78,20 @@ async fn the_simulator_command_prints_its_url_and_serves_check() {
         .iter()
         .find_map(|line| line.split_once(" listening on ").map(|(_, url)| url.trim().to_owned()))
         .unwrap_or_default();
+    let sonarqube = banner
+        .iter()
+        .filter(|line| line.starts_with("SonarQube simulator"))
+        .find_map(|line| line.split_once(" listening on ").map(|(_, url)| url.trim().to_owned()))
+        .unwrap_or_default();
     let ws = Workspace::new("simulator");
     let token = ws.write("token", &format!("{DEFAULT_TOKEN}\n"));
     let output = run(&["check", "--url", &url, "--token-file", &token]).await;
+    // The SonarQube simulator answers an administrator's request with the banner's token.
+    let definitions = reqwest::Client::new()
+        .get(format!("{sonarqube}/api/alm_settings/list_definitions"))
+        .basic_auth(SONARQUBE_TOKEN, Some(""))
+        .send()
+        .await;
     let _ = child.kill();
     let _ = child.wait();
     let text = banner.join("\n");
@@ -85,6 +99,8 @@ async fn the_simulator_command_prints_its_url_and_serves_check() {
     assert!(text.contains("svc-operator") && text.contains("fake by design"), "{text}");
     assert_eq!(output.status.code(), Some(0), "{}", all(&output));
     assert!(stdout(&output).contains("OK: connected as svc-operator"), "{}", all(&output));
+    assert!(text.contains(SONARQUBE_TOKEN) && sonarqube != url, "{text}");
+    assert_eq!(definitions.map(|r| r.status().as_u16()).ok(), Some(200), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +115,12 @@ async fn the_simulator_refuses_remote_addresses_and_names_a_bad_seed() {
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
     let err = stderr(&output);
     assert!(err.contains("seed.yaml") && err.contains("colour"), "{err}");
+
+    let sonar = ws.write("sonar.yaml", "edition: free\n");
+    let output = run(&["simulator", "--sonarqube-seed", &sonar, "--listen", "127.0.0.1:0"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", all(&output));
+    let err = stderr(&output);
+    assert!(err.contains("sonar.yaml") && err.contains("edition"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
