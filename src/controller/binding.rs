@@ -82,7 +82,13 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
         Err(error) => {
             let outcome = Outcome::from_error(&error);
             if outcome.phase == Phase::Reconciling {
-                return Ok(Round { status, outcome, next: Next::Retry(error), notices: Vec::new(), corrected: 0 });
+                return Ok(Round {
+                    status,
+                    outcome,
+                    next: Next::Retry(Error::Bitbucket(error)),
+                    notices: Vec::new(),
+                    corrected: 0,
+                });
             }
             publish(ctx, binding, Inventory::Unresolved(outcome.clone()));
             // The project or repository is gone or unreadable: nothing is bound any more.
@@ -123,7 +129,11 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
         Ok(plan) => plan,
         Err(error) => {
             let outcome = Outcome::from_error(&error);
-            let next = if outcome.phase == Phase::Reconciling { Next::Retry(error) } else { Next::Resync(interval) };
+            let next = if outcome.phase == Phase::Reconciling {
+                Next::Retry(Error::Bitbucket(error))
+            } else {
+                Next::Resync(interval)
+            };
             return Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 });
         }
     };
@@ -142,7 +152,7 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
     status.managed_webhooks = managed_after(&input, &plan, &outcomes).into_iter().collect();
 
     let (outcome, transient) = summarize(&plan, &outcomes, webhooks.len());
-    let next = transient.map_or(Next::Resync(interval), Next::Retry);
+    let next = transient.map_or(Next::Resync(interval), |error| Next::Retry(Error::Bitbucket(error)));
     Ok(Round { status, outcome, next, notices, corrected })
 }
 

@@ -204,8 +204,11 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
                 // a remembered rejection and an unanswered retry request stand.
                 status.rejected_credential = remembered.cloned();
             }
-            let next =
-                if outcome.phase == Phase::Reconciling { Next::Retry(error.clone()) } else { Next::Resync(interval) };
+            let next = if outcome.phase == Phase::Reconciling {
+                Next::Retry(Error::Bitbucket(error.clone()))
+            } else {
+                Next::Resync(interval)
+            };
             (outcome, next)
         }
         (None, None) => (Outcome::reconciling(reasons::PROGRESSING, "checking the connection"), Next::Resync(interval)),

@@ -80,6 +80,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// What each binding's last round resolved, for its reports.
     pub inventories: std::sync::Arc<super::inventories::Inventories>,
+    /// SonarQube clients by configuration.
+    pub sonarqube: std::sync::Arc<super::sonarqube::SonarQubeClients>,
     events: super::events::Events,
     /// The leader's tenure, with leader election: asked before every write.
     tenure: Option<super::leader::Tenure>,
@@ -97,12 +99,36 @@ impl Context {
     ) -> Self {
         let instance = options.instance.clone().unwrap_or_else(|| MANAGER.to_owned());
         let events = super::events::Events::new(kube.clone(), MANAGER, &instance);
-        Self { kube, clients, stores, options, memo, backoff: Backoff::default(), inventories, events, tenure: None }
+        let observer: std::sync::Arc<dyn crate::bitbucket::Observer> = options.telemetry.clone();
+        let sonarqube =
+            std::sync::Arc::new(super::sonarqube::SonarQubeClients::new(Some(observer), options.allowed_hosts.clone()));
+        Self {
+            kube,
+            clients,
+            stores,
+            options,
+            memo,
+            backoff: Backoff::default(),
+            inventories,
+            sonarqube,
+            events,
+            tenure: None,
+        }
     }
 
     /// This context, for a term as the leader: nothing is written unless `tenure` admits it.
     pub fn led_by(self, tenure: Option<super::leader::Tenure>) -> Self {
-        Self { tenure, ..self }
+        let sonarqube = match &tenure {
+            Some(tenure) => std::sync::Arc::new(
+                super::sonarqube::SonarQubeClients::new(
+                    Some(self.options.telemetry.clone()),
+                    self.options.allowed_hosts.clone(),
+                )
+                .gated_by(std::sync::Arc::new(tenure.clone())),
+            ),
+            None => self.sonarqube.clone(),
+        };
+        Self { tenure, sonarqube, ..self }
     }
 
     /// Resolves once this replica may write (at once without leader election); an error once

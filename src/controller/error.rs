@@ -15,6 +15,9 @@ pub enum Error {
     /// A transient Bitbucket failure (server error, timeout, rate limit).
     #[error("{0}")]
     Bitbucket(bitbucket::Error),
+    /// A transient SonarQube failure (not up, server error, timeout).
+    #[error("{0}")]
+    SonarQube(crate::sonarqube::Error),
     /// Deletion waits for something (dependents, or Bitbucket cleanup that failed).
     #[error("{0}")]
     Waiting(String),
@@ -34,6 +37,7 @@ impl Error {
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Bitbucket(error) => error.retry_after(),
+            Self::SonarQube(error) => error.retry_after(),
             _ => None,
         }
     }
@@ -45,15 +49,8 @@ impl Error {
             Self::Conflict => "conflict",
             Self::NotLeading => "not_leading",
             Self::Waiting(_) => "waiting",
-            Self::Bitbucket(error) => match error.class() {
-                bitbucket::ErrorClass::Transient => "transient",
-                bitbucket::ErrorClass::Credentials => "credentials",
-                bitbucket::ErrorClass::Permission => "permission",
-                bitbucket::ErrorClass::NotFound => "not_found",
-                bitbucket::ErrorClass::Invalid => "invalid",
-                bitbucket::ErrorClass::Unsupported => "unsupported",
-                bitbucket::ErrorClass::TooLarge => "too_large",
-            },
+            Self::Bitbucket(error) => class_name(error.class()),
+            Self::SonarQube(error) => class_name(error.class()),
         }
     }
 
@@ -64,6 +61,19 @@ impl Error {
             finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Self::Kube(e),
             other => Self::Finalizer(other.to_string()),
         }
+    }
+}
+
+/// The metrics name of an error class.
+fn class_name(class: bitbucket::ErrorClass) -> &'static str {
+    match class {
+        bitbucket::ErrorClass::Transient => "transient",
+        bitbucket::ErrorClass::Credentials => "credentials",
+        bitbucket::ErrorClass::Permission => "permission",
+        bitbucket::ErrorClass::NotFound => "not_found",
+        bitbucket::ErrorClass::Invalid => "invalid",
+        bitbucket::ErrorClass::Unsupported => "unsupported",
+        bitbucket::ErrorClass::TooLarge => "too_large",
     }
 }
 

@@ -82,6 +82,22 @@ pub fn secret_to_configurations(
     }
 }
 
+pub fn secret_to_sonarqube_configurations(
+    stores: &Stores,
+    memo: &Arc<Memo>,
+) -> impl Fn(Arc<Secret>) -> Vec<ObjectRef<crate::api::SonarQubeConfiguration>> + Send + Sync + 'static {
+    let store = stores.sonarqube_configurations.clone();
+    let memo = memo.clone();
+    move |secret| {
+        let namespace = secret.namespace().unwrap_or_default();
+        let name = secret.name_any();
+        dependents(&store, &memo, |c| {
+            c.namespace().as_deref() == Some(namespace.as_str())
+                && crate::plan::sonarqube::connection::referenced_secrets(&c.spec).contains(&name)
+        })
+    }
+}
+
 pub fn secret_to_cluster_configurations(
     stores: &Stores,
     memo: &Arc<Memo>,

@@ -18,6 +18,7 @@ mod mappers;
 pub mod reconcile;
 pub mod references;
 mod report;
+pub mod sonarqube;
 mod status;
 pub mod stores;
 
@@ -32,6 +33,7 @@ use kube::{
 
 use crate::api::{
     BitbucketConfiguration, ClusterBitbucketConfiguration, ConfigurationStatus, ProjectBinding, RequiredReport,
+    SonarQubeConfiguration,
     refs::{CREDENTIAL_LABEL, CREDENTIAL_LABEL_VALUE},
 };
 
@@ -67,6 +69,11 @@ async fn watch_health(stores: Stores, telemetry: Arc<crate::telemetry::Telemetry
             &telemetry,
             "RequiredReport",
             stores.reports.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
+        );
+        count(
+            &telemetry,
+            "SonarQubeConfiguration",
+            stores.sonarqube_configurations.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
         );
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
@@ -145,6 +152,10 @@ async fn run_term(
             }
         };
     let (_, binding_api, report_api, configuration_api) = scoped(&kube);
+    let sonarqube_api: Api<SonarQubeConfiguration> = match &single {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
+    };
     // Secrets are watched only where they may be read: every namespace, or each watched one (the
     // chart then grants Secret access there only); cluster configurations' in the operator's.
     let secret_apis: Vec<Api<Secret>> = if options.namespaces.is_empty() {
@@ -166,10 +177,17 @@ async fn run_term(
     let mut cluster_configuration_watch = Shared::<ClusterBitbucketConfiguration>::new();
     let mut binding_watch = Shared::<ProjectBinding>::new();
     let mut report_watch = Shared::<RequiredReport>::new();
+    let mut sonarqube_watch = Shared::<SonarQubeConfiguration>::new();
     let mut secrets_synced: Vec<_> = secret_watches.iter().map(|(_, watch)| watch.synced()).collect();
     secrets_synced.push(operator_secret_watch.synced());
-    let stores =
-        Stores::of(&configuration_watch, &cluster_configuration_watch, &binding_watch, &report_watch, secrets_synced);
+    let stores = Stores::of(
+        &configuration_watch,
+        &cluster_configuration_watch,
+        &binding_watch,
+        &report_watch,
+        &sonarqube_watch,
+        secrets_synced,
+    );
     let operator_namespace = options.operator_namespace.clone();
     let health = watch_health(stores.clone(), telemetry.clone());
 
@@ -192,6 +210,12 @@ async fn run_term(
                 binding_watch.followed(),
                 mappers::binding_to_deleting_configuration(&stores.cluster_configurations),
             );
+    let mut sonarqube_configurations =
+        Controller::for_shared_stream(sonarqube_watch.owned(), stores.sonarqube_configurations.clone());
+    for (_, watch) in &mut secret_watches {
+        sonarqube_configurations = sonarqube_configurations
+            .watches_shared_stream(watch.followed(), mappers::secret_to_sonarqube_configurations(&stores, &memo));
+    }
     let mut bindings = Controller::for_shared_stream(binding_watch.owned(), stores.bindings.clone())
         .watches_shared_stream(
             configuration_watch.followed(),
@@ -219,14 +243,21 @@ async fn run_term(
         configuration_watch.run(configuration_api, selected.clone()),
         cluster_configuration_watch.run(Api::all(kube.clone()), selected.clone()),
         binding_watch.run(binding_api, selected.clone()),
-        report_watch.run(report_api, selected),
+        futures::future::join(
+            report_watch.run(report_api, selected.clone()),
+            sonarqube_watch.run(sonarqube_api, selected),
+        ),
         futures::future::join_all(secret_runs),
     );
 
     let ctx_grace = options.shutdown_grace;
     let ctx = Arc::new(Context::new(kube, clients, memo, inventories, stores, options).led_by(tenure));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let controllers = futures::future::join4(
+    let controllers = futures::future::join5(
+        sonarqube_configurations
+            .graceful_shutdown_on(stopped_by(stopped.clone()))
+            .run(reconcile::<SonarQubeConfiguration>, error_policy, ctx.clone())
+            .for_each(|result| log_failure("SonarQubeConfiguration", result)),
         configurations
             .graceful_shutdown_on(stopped_by(stopped.clone()))
             .run(reconcile::<BitbucketConfiguration>, error_policy, ctx.clone())

@@ -16,7 +16,6 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     api::conditions::{READY, find},
-    bitbucket,
     plan::{
         reasons,
         status::{Outcome, Phase},
@@ -59,8 +58,8 @@ pub enum Next {
     /// The round is complete: the next one after this interval (jittered), unless something
     /// changes first.
     Resync(Duration),
-    /// A transient Bitbucket failure: the round is repeated with backoff.
-    Retry(bitbucket::Error),
+    /// A transient failure (of Bitbucket or SonarQube): the round is repeated with backoff.
+    Retry(Error),
     /// Nothing can be concluded yet (a dependency is being prepared in this process): nothing
     /// is written, and the object is looked at again after this long.
     Pending(Duration),
@@ -221,7 +220,12 @@ macro_rules! conditioned {
     )+};
 }
 
-conditioned!(crate::api::ConfigurationStatus, crate::api::ProjectBindingStatus, crate::api::RequiredReportStatus);
+conditioned!(
+    crate::api::ConfigurationStatus,
+    crate::api::ProjectBindingStatus,
+    crate::api::RequiredReportStatus,
+    crate::api::SonarQubeConfigurationStatus
+);
 
 /// Reconciles an object of any kind.
 pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -305,7 +309,7 @@ async fn apply<K: Kind>(ctx: &Context, api: &Api<K>, object: &K) -> Result<Actio
         shorten(ctx, api, object, &round.status, refusal).await;
     }
     match round.next {
-        Next::Retry(error) => Err(Error::Bitbucket(error)),
+        Next::Retry(error) => Err(error),
         Next::Resync(interval) | Next::Pending(interval) => {
             let next = jittered(interval);
             ctx.memo.done(&key, revision, next);

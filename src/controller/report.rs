@@ -114,7 +114,11 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
         Ok(departed) => departed,
         Err(error) => {
             let outcome = Outcome::from_error(&error);
-            let next = if outcome.phase == Phase::Reconciling { Next::Retry(error) } else { Next::Resync(interval) };
+            let next = if outcome.phase == Phase::Reconciling {
+                Next::Retry(Error::Bitbucket(error))
+            } else {
+                Next::Resync(interval)
+            };
             return Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 });
         }
     };
@@ -135,7 +139,11 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
             } else {
                 Outcome::from_error(&error)
             };
-            let next = if outcome.phase == Phase::Reconciling { Next::Retry(error) } else { Next::Resync(interval) };
+            let next = if outcome.phase == Phase::Reconciling {
+                Next::Retry(Error::Bitbucket(error))
+            } else {
+                Next::Resync(interval)
+            };
             return Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 });
         }
     };
@@ -154,7 +162,7 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
     let notices = announce(&key, &summary);
     let corrected = summary.corrected.len();
     record(&mut status, &summary, &listing, &departed);
-    let next = summary.transient.map_or(Next::Resync(interval), Next::Retry);
+    let next = summary.transient.map_or(Next::Resync(interval), |error| Next::Retry(Error::Bitbucket(error)));
     Ok(Round { status, outcome: summary.outcome, next, notices, corrected })
 }
 

@@ -33,6 +33,8 @@ pub struct Stores {
     pub bindings: Store<ProjectBinding>,
     /// RequiredReports.
     pub reports: Store<RequiredReport>,
+    /// SonarQubeConfigurations.
+    pub sonarqube_configurations: Store<crate::api::SonarQubeConfiguration>,
     synced: Vec<watch::Receiver<bool>>,
 }
 
@@ -44,6 +46,7 @@ impl Stores {
         cluster_configurations: &Shared<ClusterBitbucketConfiguration>,
         bindings: &Shared<ProjectBinding>,
         reports: &Shared<RequiredReport>,
+        sonarqube_configurations: &Shared<crate::api::SonarQubeConfiguration>,
         others: Vec<watch::Receiver<bool>>,
     ) -> Self {
         let mut synced = vec![
@@ -51,6 +54,7 @@ impl Stores {
             cluster_configurations.synced.subscribe(),
             bindings.synced.subscribe(),
             reports.synced.subscribe(),
+            sonarqube_configurations.synced.subscribe(),
         ];
         synced.extend(others);
         Self {
@@ -58,6 +62,7 @@ impl Stores {
             cluster_configurations: cluster_configurations.store.clone(),
             bindings: bindings.store.clone(),
             reports: reports.store.clone(),
+            sonarqube_configurations: sonarqube_configurations.store.clone(),
             synced,
         }
     }

@@ -165,27 +165,7 @@ pub fn client_config(
     let mut config = ClientConfig::new(spec.url.trim_end_matches('/'), credentials);
     if let Some(tls) = &spec.tls {
         config.insecure_skip_verify = tls.insecure_skip_verify;
-        if let Some(reference) = &tls.ca_secret_ref {
-            // A CA is not a credential: the label is not required for it.
-            let data = secret(&reference.name).ok_or_else(|| ConnectionError::SecretNotFound {
-                name: reference.name.clone(),
-                namespace: namespace.to_owned(),
-                field: "tls.caSecretRef.name",
-            })?;
-            let pem = data.data.get(&reference.key).ok_or_else(|| ConnectionError::SecretKeyMissing {
-                name: reference.name.clone(),
-                key: reference.key.clone(),
-                field: "tls.caSecretRef.key",
-            })?;
-            if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
-                return Err(ConnectionError::InvalidSecretValue {
-                    name: reference.name.clone(),
-                    key: reference.key.clone(),
-                    problem: "holds no PEM certificate; put the CA bundle (-----BEGIN CERTIFICATE-----) there",
-                });
-            }
-            config.ca_pem = Some(pem.clone());
-        }
+        config.ca_pem = ca_bundle(tls, namespace, &secret)?;
     }
     config.request_timeout = Duration::from(spec.request_timeout);
     config.connect_timeout = config.request_timeout.min(Duration::from_secs(10));
@@ -194,6 +174,34 @@ pub fn client_config(
         burst: u32::try_from(spec.rate_limit.burst).unwrap_or(1).max(1),
     };
     Ok(config)
+}
+
+/// The extra CA bundle of a TLS spec, checked to hold a PEM certificate. A CA is not a
+/// credential: the label is not required for its Secret.
+pub fn ca_bundle(
+    tls: &crate::api::configuration::TlsSpec,
+    namespace: &str,
+    secret: &impl Fn(&str) -> Option<SecretData>,
+) -> Result<Option<Vec<u8>>, ConnectionError> {
+    let Some(reference) = &tls.ca_secret_ref else { return Ok(None) };
+    let data = secret(&reference.name).ok_or_else(|| ConnectionError::SecretNotFound {
+        name: reference.name.clone(),
+        namespace: namespace.to_owned(),
+        field: "tls.caSecretRef.name",
+    })?;
+    let pem = data.data.get(&reference.key).ok_or_else(|| ConnectionError::SecretKeyMissing {
+        name: reference.name.clone(),
+        key: reference.key.clone(),
+        field: "tls.caSecretRef.key",
+    })?;
+    if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(ConnectionError::InvalidSecretValue {
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+            problem: "holds no PEM certificate; put the CA bundle (-----BEGIN CERTIFICATE-----) there",
+        });
+    }
+    Ok(Some(pem.clone()))
 }
 
 /// A fingerprint of everything that shapes a client (URL, credential, TLS, limits), so that a
@@ -220,7 +228,7 @@ pub fn credential_fingerprint(config: &ClientConfig) -> u64 {
     hasher.finish()
 }
 
-fn labelled(
+pub(crate) fn labelled(
     secret: &impl Fn(&str) -> Option<SecretData>,
     name: &str,
     namespace: &str,

@@ -77,3 +77,11 @@ pub const BINDING_NOT_FOUND: &str = "BindingNotFound";
 pub const BINDING_NOT_READY: &str = "BindingNotReady";
 /// Some repositories failed; the message and per-repository status say which and why.
 pub const PARTIALLY_FAILED: &str = "PartiallyFailed";
+
+// SonarQube.
+/// The SonarQube edition allows no second Bitbucket setting (Enterprise Edition and later do).
+pub const EDITION_LIMIT: &str = "EditionLimit";
+/// The DevOps Platform setting key is held by another platform's setting.
+pub const ALM_SETTING_KEY_TAKEN: &str = "AlmSettingKeyTaken";
+/// SonarQube's own check of its Bitbucket setting failed (URL, token or permissions).
+pub const VALIDATION_FAILED: &str = "ValidationFailed";

@@ -35,4 +35,5 @@ mod references;
 mod resilience;
 mod restart;
 mod scale;
+mod sonarqube;
 mod status_refusals;

@@ -6,5 +6,6 @@
 
 pub mod bindings;
 pub mod claims;
+pub mod connection;
 pub mod keys;
 pub mod setting;

@@ -1,0 +1,112 @@
+//! SonarQubeConfiguration: the login proof against the SonarQube simulator, what the status
+//! reports of each edition, a rejected token, a Secret without consent, and token rotation.
+
+use bitbucket_operator::simulator::sonarqube::{RunningSonarQube, SonarQubeSimulator, SonarSeed};
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::json;
+
+use crate::harness::{Env, SEED, message};
+
+const TOKEN: &str = "squ_operator-token";
+
+fn seed(edition: &str, version: &str) -> SonarSeed {
+    SonarSeed::from_yaml(&format!(
+        "edition: {edition}\nversion: \"{version}\"\nusers:\n  - login: svc-operator\n    name: Bitbucket operator\n    admin: true\n    createProjects: true\n    tokens:\n      - token: {TOKEN}\n  - login: analyst\n    name: Analyst\n    tokens:\n      - token: squ_no-admin\n"
+    ))
+    .expect("seed")
+}
+
+async fn sonarqube(edition: &str, version: &str) -> RunningSonarQube {
+    SonarQubeSimulator::new(seed(edition, version))
+        .expect("simulator")
+        .serve("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("serve")
+}
+
+fn manifests(url: &str, token: &str, labelled: bool) -> String {
+    let label = if labelled { "  labels: {bitbucket.integrations.dev/credential: \"true\"}\n" } else { "" };
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sonarqube-token\n{label}stringData:\n  token: {token}\n---\napiVersion: bitbucket.integrations.dev/v1alpha1\nkind: SonarQubeConfiguration\nmetadata:\n  name: sonarqube\nspec:\n  url: {url}\n  allowInsecureHttp: true\n  auth:\n    token:\n      secretRef: {{name: sonarqube-token}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_is_proven_and_the_status_says_what_the_edition_can_do() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), TOKEN, true));
+    let object = env.wait_ready("sonarqubeconfigurations", "sonarqube", "True", "Connected").await;
+    let status = &object["status"];
+    assert_eq!(status["server"]["version"], "2026.3.1.123439");
+    assert_eq!(status["server"]["versionScheme"], "Server");
+    assert_eq!(status["server"]["edition"], "enterprise");
+    assert_eq!(status["authenticatedAs"], "svc-operator");
+    let capabilities: Vec<&str> =
+        status["capabilities"].as_array().expect("capabilities").iter().filter_map(|c| c.as_str()).collect();
+    for wanted in ["almSettings", "projectBindings", "monorepo", "multipleBitbucketSettings", "pullRequestDecoration"] {
+        assert!(capabilities.contains(&wanted), "{wanted} missing from {capabilities:?}");
+    }
+    // The login is proven by an admin-only read, never by the endpoint that calls anonymous
+    // callers valid.
+    let counts = sonar.simulator().request_counts();
+    assert!(!counts.keys().any(|k| k.contains("authentication/validate")), "{counts:?}");
+    assert!(counts.keys().any(|k| k.contains("list_definitions")), "{counts:?}");
+    let text = serde_json::to_string(&object).expect("JSON");
+    assert!(!text.contains(TOKEN), "the token reached the object");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn community_build_is_reported_without_pull_request_decoration() {
+    let sonar = sonarqube("community", "26.7.0.124771").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), TOKEN, true));
+    let object = env.wait_ready("sonarqubeconfigurations", "sonarqube", "True", "Connected").await;
+    assert_eq!(object["status"]["server"]["versionScheme"], "CommunityBuild");
+    let capabilities = object["status"]["capabilities"].as_array().expect("capabilities").clone();
+    assert!(capabilities.contains(&json!("boundProjects")), "{capabilities:?}");
+    assert!(!capabilities.contains(&json!("pullRequestDecoration")), "{capabilities:?}");
+    assert!(!capabilities.contains(&json!("projectBindings")), "{capabilities:?}");
+    assert!(message(&object).contains("posts no Code Insights report"), "{}", message(&object));
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_stalls_until_the_secret_holds_a_good_one() {
+    let sonar = sonarqube("developer", "10.7.0.96327").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), "squ_unknown", true));
+    let object = env.wait_ready("sonarqubeconfigurations", "sonarqube", "False", "BadCredentials").await;
+    assert!(message(&object).contains("user token"), "{}", message(&object));
+    assert!(!serde_json::to_string(&object).expect("JSON").contains("squ_unknown"));
+    // A token without Administer System is a permission problem, said as such.
+    env.patch::<Secret>("sonarqube-token", json!({"stringData": {"token": "squ_no-admin"}})).await;
+    let object = env.wait_ready("sonarqubeconfigurations", "sonarqube", "False", "PermissionDenied").await;
+    assert!(message(&object).contains("Administer System"), "{}", message(&object));
+    // The right token is picked up without a restart.
+    env.patch::<Secret>("sonarqube-token", json!({"stringData": {"token": TOKEN}})).await;
+    let object = env.wait_ready("sonarqubeconfigurations", "sonarqube", "True", "Connected").await;
+    assert_eq!(object["status"]["authenticatedAs"], "svc-operator");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_without_the_credential_label_is_never_sent() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), TOKEN, false));
+    let object = env.wait_ready("sonarqubeconfigurations", "sonarqube", "False", "SecretNotLabelled").await;
+    assert!(message(&object).contains("bitbucket.integrations.dev/credential"), "{}", message(&object));
+    let authenticated = sonar.simulator().requests().iter().filter(|r| r.auth != "none").count();
+    assert_eq!(authenticated, 0, "a request carried a token from a Secret without consent");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
