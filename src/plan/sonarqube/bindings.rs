@@ -20,6 +20,8 @@ pub struct DesiredBinding {
     pub monorepo: bool,
 }
 
+use crate::sonarqube::{Alm, Binding};
+
 /// What SonarQube holds for a project.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObservedProject {
@@ -28,42 +30,21 @@ pub enum ObservedProject {
     /// The project exists and is bound to no DevOps platform.
     Unbound,
     /// The project is bound.
-    Bound(ObservedBinding),
+    Bound(Binding),
 }
 
-/// A project's binding as `get_binding` gives it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObservedBinding {
-    /// `bitbucket`, or another platform.
-    pub alm: String,
-    /// The setting's key.
-    pub alm_setting: String,
-    /// The Bitbucket project key.
-    pub repository: Option<String>,
-    /// The repository slug.
-    pub slug: Option<String>,
-    /// The monorepo flag.
-    pub monorepo: bool,
+/// Whether a binding is exactly the one `desired` asks for.
+pub fn matches(binding: &Binding, desired: &DesiredBinding) -> bool {
+    is_ours(binding, desired) && binding.monorepo == desired.monorepo
 }
 
-impl ObservedBinding {
-    /// Whether this is exactly the binding `desired` asks for.
-    pub fn matches(&self, desired: &DesiredBinding) -> bool {
-        self.alm == super::setting::BITBUCKET
-            && self.alm_setting == desired.alm_setting
-            && self.repository.as_deref() == Some(desired.repository.as_str())
-            && self.slug.as_deref() == Some(desired.slug.as_str())
-            && self.monorepo == desired.monorepo
-    }
-
-    /// Whether it binds to the same repository through the same setting (the monorepo flag
-    /// aside): the binding the operator made or would make, and so may remove.
-    pub fn is_ours(&self, desired: &DesiredBinding) -> bool {
-        self.alm == super::setting::BITBUCKET
-            && self.alm_setting == desired.alm_setting
-            && self.repository.as_deref() == Some(desired.repository.as_str())
-            && self.slug.as_deref() == Some(desired.slug.as_str())
-    }
+/// Whether a binding binds to the same repository through the same setting (the monorepo flag
+/// aside): the binding the operator made or would make, and so may remove.
+pub fn is_ours(binding: &Binding, desired: &DesiredBinding) -> bool {
+    binding.alm == Alm::Bitbucket
+        && binding.key == desired.alm_setting
+        && binding.repository.as_deref() == Some(desired.repository.as_str())
+        && binding.slug.as_deref() == Some(desired.slug.as_str())
 }
 
 /// What to do for one repository's project.
@@ -74,7 +55,7 @@ pub enum ProjectAction {
     /// Bind the existing project (it was unbound, or bound otherwise: `was` says how).
     Bind {
         /// The binding it had, if any: a change made in the UI, said in an Event.
-        was: Option<ObservedBinding>,
+        was: Option<Binding>,
     },
     /// Create the project (named `name`) and bind it.
     CreateAndBind {
@@ -93,7 +74,7 @@ pub fn plan_project(desired: &DesiredBinding, observed: &ObservedProject, create
         ObservedProject::Missing if create => ProjectAction::CreateAndBind { name: super::keys::project_name(name) },
         ObservedProject::Missing => ProjectAction::Missing,
         ObservedProject::Unbound => ProjectAction::Bind { was: None },
-        ObservedProject::Bound(binding) if binding.matches(desired) => ProjectAction::None,
+        ObservedProject::Bound(binding) if matches(binding, desired) => ProjectAction::None,
         ObservedProject::Bound(binding) => ProjectAction::Bind { was: Some(binding.clone()) },
     }
 }
@@ -101,7 +82,7 @@ pub fn plan_project(desired: &DesiredBinding, observed: &ObservedProject, create
 /// Whether a project's binding is removed when its repository leaves the binding (or the
 /// binding is deleted): only if it is still the one the operator made.
 pub fn removes_binding(desired: &DesiredBinding, observed: &ObservedProject) -> bool {
-    matches!(observed, ObservedProject::Bound(binding) if binding.is_ours(desired))
+    matches!(observed, ObservedProject::Bound(binding) if is_ours(binding, desired))
 }
 
 #[cfg(test)]
@@ -118,12 +99,13 @@ mod tests {
         }
     }
 
-    fn bound(alm_setting: &str, slug: &str) -> ObservedBinding {
-        ObservedBinding {
-            alm: "bitbucket".into(),
-            alm_setting: alm_setting.into(),
+    fn bound(alm_setting: &str, slug: &str) -> Binding {
+        Binding {
+            alm: Alm::Bitbucket,
+            key: alm_setting.into(),
             repository: Some("PAY".into()),
             slug: Some(slug.into()),
+            url: None,
             monorepo: false,
         }
     }
@@ -170,7 +152,7 @@ mod tests {
         assert!(!removes_binding(&desired(), &ObservedProject::Bound(bound("bitbucket", "elsewhere"))));
         assert!(!removes_binding(&desired(), &ObservedProject::Bound(bound("another-setting", "api"))));
         let mut github = bound("bitbucket", "api");
-        github.alm = "github".into();
+        github.alm = Alm::GitHub;
         assert!(!removes_binding(&desired(), &ObservedProject::Bound(github)));
         assert!(!removes_binding(&desired(), &ObservedProject::Unbound));
         assert!(!removes_binding(&desired(), &ObservedProject::Missing));

@@ -7,7 +7,10 @@
 //! create would drop every project bound to it), and a key held by another DevOps platform is
 //! the user's to resolve.
 
-use crate::api::configuration::SecretVersion;
+use crate::{
+    api::configuration::SecretVersion,
+    sonarqube::{Alm, AlmDefinition, AlmDefinitions},
+};
 
 /// What the spec asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,17 +23,6 @@ pub struct DesiredSetting {
     pub token: SecretVersion,
 }
 
-/// One setting SonarQube lists (`list_definitions`), of any DevOps platform.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListedSetting {
-    /// `bitbucket`, `bitbucketcloud`, `github`, `gitlab`, `azure` or a platform added later.
-    pub alm: String,
-    /// Its key, unique across all platforms.
-    pub key: String,
-    /// Its URL (for Bitbucket Server, the one the operator gave).
-    pub url: Option<String>,
-}
-
 /// What the operator recorded after its last change (the configuration's status).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedSetting {
@@ -41,9 +33,6 @@ pub struct RecordedSetting {
     /// The token Secret version it pushed.
     pub token: Option<SecretVersion>,
 }
-
-/// The platform name SonarQube lists Bitbucket Server / Data Center settings under.
-pub const BITBUCKET: &str = "bitbucket";
 
 /// What to do to the setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +60,7 @@ pub enum SettingAction {
     /// remove that setting. Never retried until the spec or SonarQube changes.
     KeyTaken {
         /// The platform holding it.
-        alm: String,
+        alm: Alm,
     },
     /// Renaming is impossible: a Bitbucket setting with the new key exists already besides
     /// the one to rename.
@@ -84,17 +73,17 @@ pub enum SettingAction {
 /// Decides what to do to the setting.
 pub fn plan_setting(
     desired: &DesiredSetting,
-    listed: &[ListedSetting],
+    listed: &AlmDefinitions,
     recorded: Option<&RecordedSetting>,
 ) -> SettingAction {
-    let find = |key: &str| listed.iter().find(|s| s.key == key);
+    let find = |key: &str| -> Option<&AlmDefinition> { listed.settings.iter().find(|s| s.key == key) };
     let target = find(&desired.key);
-    if let Some(other) = target.filter(|s| s.alm != BITBUCKET) {
+    if let Some(other) = target.filter(|s| s.alm != Alm::Bitbucket) {
         return SettingAction::KeyTaken { alm: other.alm.clone() };
     }
     // A recorded setting under another key is renamed, if it is still there and is Bitbucket's.
     let renamed_from =
-        recorded.filter(|r| r.key != desired.key).and_then(|r| find(&r.key)).filter(|s| s.alm == BITBUCKET);
+        recorded.filter(|r| r.key != desired.key).and_then(|r| find(&r.key)).filter(|s| s.alm == Alm::Bitbucket);
     let (current, new_key) = match (renamed_from, target) {
         (Some(old), Some(_)) => return SettingAction::RenameBlocked { from: old.key.clone() },
         (Some(old), None) => (old, Some(desired.key.clone())),
@@ -138,8 +127,12 @@ mod tests {
         DesiredSetting { key: key.into(), url: url.into(), token: version(rv) }
     }
 
-    fn listed(alm: &str, key: &str, url: &str) -> ListedSetting {
-        ListedSetting { alm: alm.into(), key: key.into(), url: Some(url.into()) }
+    fn listed(alm: Alm, key: &str, url: &str) -> AlmDefinition {
+        AlmDefinition { alm, key: key.into(), url: Some(url.into()) }
+    }
+
+    fn of(settings: &[AlmDefinition]) -> AlmDefinitions {
+        AlmDefinitions { settings: settings.to_vec() }
     }
 
     fn recorded(key: &str, url: &str, rv: &str) -> RecordedSetting {
@@ -150,10 +143,10 @@ mod tests {
 
     #[test]
     fn a_missing_setting_is_created_and_one_that_vanished_is_recreated() {
-        assert_eq!(plan_setting(&desired("bb", URL, "1"), &[], None), SettingAction::Create { recreated: false });
+        assert_eq!(plan_setting(&desired("bb", URL, "1"), &of(&[]), None), SettingAction::Create { recreated: false });
         let before = recorded("bb", URL, "1");
         assert_eq!(
-            plan_setting(&desired("bb", URL, "1"), &[], Some(&before)),
+            plan_setting(&desired("bb", URL, "1"), &of(&[]), Some(&before)),
             SettingAction::Create { recreated: true }
         );
     }
@@ -161,30 +154,30 @@ mod tests {
     #[test]
     fn a_matching_setting_is_left_alone() {
         let before = recorded("bb", URL, "1");
-        let list = [listed(BITBUCKET, "bb", &format!("{URL}/"))];
-        assert_eq!(plan_setting(&desired("bb", URL, "1"), &list, Some(&before)), SettingAction::None);
+        let list = [listed(Alm::Bitbucket, "bb", &format!("{URL}/"))];
+        assert_eq!(plan_setting(&desired("bb", URL, "1"), &of(&list), Some(&before)), SettingAction::None);
     }
 
     #[test]
     fn a_new_token_version_is_pushed() {
         let before = recorded("bb", URL, "1");
-        let list = [listed(BITBUCKET, "bb", URL)];
-        let action = plan_setting(&desired("bb", URL, "2"), &list, Some(&before));
+        let list = [listed(Alm::Bitbucket, "bb", URL)];
+        let action = plan_setting(&desired("bb", URL, "2"), &of(&list), Some(&before));
         assert!(matches!(action, SettingAction::Update { send_token: true, new_key: None, .. }), "{action:?}");
     }
 
     #[test]
     fn a_setting_made_by_hand_gets_the_token_once_since_nobody_knows_which_it_holds() {
-        let list = [listed(BITBUCKET, "bb", URL)];
-        let action = plan_setting(&desired("bb", URL, "1"), &list, None);
+        let list = [listed(Alm::Bitbucket, "bb", URL)];
+        let action = plan_setting(&desired("bb", URL, "1"), &of(&list), None);
         assert!(matches!(action, SettingAction::Update { send_token: true, .. }), "{action:?}");
     }
 
     #[test]
     fn a_url_change_always_carries_the_token() {
         let before = recorded("bb", URL, "1");
-        let list = [listed(BITBUCKET, "bb", "https://old.example.com")];
-        let action = plan_setting(&desired("bb", URL, "1"), &list, Some(&before));
+        let list = [listed(Alm::Bitbucket, "bb", "https://old.example.com")];
+        let action = plan_setting(&desired("bb", URL, "1"), &of(&list), Some(&before));
         assert!(
             matches!(&action, SettingAction::Update { send_token: true, why, .. } if why == &vec!["url"]),
             "{action:?}"
@@ -194,8 +187,8 @@ mod tests {
     #[test]
     fn a_new_key_renames_in_place_and_keeps_the_bindings() {
         let before = recorded("old", URL, "1");
-        let list = [listed(BITBUCKET, "old", URL)];
-        let action = plan_setting(&desired("new", URL, "1"), &list, Some(&before));
+        let list = [listed(Alm::Bitbucket, "old", URL)];
+        let action = plan_setting(&desired("new", URL, "1"), &of(&list), Some(&before));
         assert_eq!(
             action,
             SettingAction::Update {
@@ -210,19 +203,19 @@ mod tests {
     #[test]
     fn a_rename_onto_an_existing_setting_is_refused() {
         let before = recorded("old", URL, "1");
-        let list = [listed(BITBUCKET, "old", URL), listed(BITBUCKET, "new", URL)];
+        let list = [listed(Alm::Bitbucket, "old", URL), listed(Alm::Bitbucket, "new", URL)];
         assert_eq!(
-            plan_setting(&desired("new", URL, "1"), &list, Some(&before)),
+            plan_setting(&desired("new", URL, "1"), &of(&list), Some(&before)),
             SettingAction::RenameBlocked { from: "old".into() }
         );
     }
 
     #[test]
     fn a_key_held_by_another_platform_is_the_users_to_resolve() {
-        let list = [listed("github", "bb", "https://api.github.com")];
+        let list = [listed(Alm::GitHub, "bb", "https://api.github.com")];
         assert_eq!(
-            plan_setting(&desired("bb", URL, "1"), &list, None),
-            SettingAction::KeyTaken { alm: "github".into() }
+            plan_setting(&desired("bb", URL, "1"), &of(&list), None),
+            SettingAction::KeyTaken { alm: Alm::GitHub }
         );
     }
 }
