@@ -103,6 +103,12 @@ impl Client {
             Err(Error::Server { status: 500 }) => {
                 Err(Error::RepositoryUnreadable { project: bound.bitbucket_project.clone(), slug: bound.slug.clone() })
             }
+            // Only the text tells this 400 apart; the id is ours, so nothing of the server's is kept.
+            Err(Error::InvalidRequest { message: Some(message), .. })
+                if message.starts_with("personal access token for") && message.contains("is missing") =>
+            {
+                Err(Error::UserPatMissing { setting: bound.dev_ops_platform_setting_id.clone() })
+            }
             other => other,
         }
     }

@@ -144,6 +144,15 @@ pub enum Error {
         /// The cause, in our words.
         reason: ValidationFailure,
     },
+    /// Community Build binds with the calling user's own Bitbucket PAT, and this user has none.
+    #[error(
+        "SonarQube's user has no Bitbucket personal access token of its own for DevOps Platform setting \
+         {setting}; store one with api/alm_integrations/set_pat (the setting's PAT is not used for binding)"
+    )]
+    UserPatMissing {
+        /// The id of the setting the binding was asked for.
+        setting: String,
+    },
     /// SonarQube could not read the repository from Bitbucket with the user's stored PAT.
     #[error(
         "SonarQube could not read repository {project}/{slug} from Bitbucket with its user's personal access token; \
@@ -239,6 +248,7 @@ impl Error {
             | Self::ProjectKeyCollision { .. }
             | Self::ValidationFailed { .. }
             | Self::RepositoryUnreadable { .. }
+            | Self::UserPatMissing { .. }
             | Self::InvalidRequest { .. }
             | Self::InvalidArgument { .. }
             | Self::Configuration(_) => ErrorClass::Invalid,
