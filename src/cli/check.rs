@@ -66,6 +66,10 @@ pub struct CheckArgs {
     /// or with -f to send every configuration there instead (for example a simulator).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// With -f: send every SonarQubeConfiguration to this SonarQube instead (for example the
+    /// simulator's).
+    #[arg(long, value_name = "URL", requires = "files")]
+    pub sonarqube_url: Option<String>,
     /// A file holding the HTTP access token (with --url).
     #[arg(long, value_name = "FILE", requires = "url", conflicts_with_all = ["files", "username"])]
     pub token_file: Option<PathBuf>,
@@ -120,6 +124,9 @@ pub struct CheckResult {
     pub url: String,
     /// What the server said about itself and the user, when the check passed.
     pub identity: Option<ServerIdentity>,
+    /// What a SonarQube server said about itself, the user and its edition, when its check
+    /// passed.
+    pub sonarqube: Option<crate::sonarqube::ServerInfo>,
     /// [`reasons::CONNECTED`], or why not (a [`reasons`] constant): the reason the
     /// configuration's conditions would give.
     pub reason: &'static str,
@@ -145,7 +152,16 @@ impl CheckResult {
     pub fn from_error(id: Option<ResourceId>, source: Option<String>, url: String, error: &Error) -> Self {
         let verdict = Outcome::from_error(error);
         let advice = advice_for(error).map(str::to_owned);
-        Self { id, source, url, identity: None, reason: verdict.reason, message: verdict.message, advice }
+        Self {
+            id,
+            source,
+            url,
+            identity: None,
+            sonarqube: None,
+            reason: verdict.reason,
+            message: verdict.message,
+            advice,
+        }
     }
 }
 
@@ -197,6 +213,7 @@ pub async fn check_settings(id: Option<ResourceId>, source: Option<String>, mut 
             source,
             url,
             identity: Some(identity),
+            sonarqube: None,
             reason: reasons::CONNECTED,
             advice: None,
         },
@@ -236,6 +253,13 @@ pub async fn run(request: &CheckArgs) -> Result<Vec<CheckResult>, CliError> {
     if let Some(url) = &request.url {
         manifests.point_at(url.trim_end_matches('/'));
     }
+    if let Some(url) = &request.sonarqube_url {
+        for item in &mut manifests.sonarqube_configurations {
+            item.object.spec.url = url.trim_end_matches('/').to_owned();
+            item.object.spec.allow_insecure_http = true;
+            item.object.spec.tls = None;
+        }
+    }
     let chosen: Vec<ResolvedConfiguration<'_>> = manifests
         .all_configurations()
         .into_iter()
@@ -245,7 +269,15 @@ pub async fn run(request: &CheckArgs) -> Result<Vec<CheckResult>, CliError> {
             _ => true,
         })
         .collect();
-    if chosen.is_empty() {
+    let sonarqube: Vec<_> = manifests
+        .sonarqube_configurations
+        .iter()
+        .filter(|item| request.name.as_deref().is_none_or(|name| item.object.metadata.name.as_deref() == Some(name)))
+        .filter(|item| {
+            request.namespace.as_deref().is_none_or(|wanted| item.object.metadata.namespace.as_deref() == Some(wanted))
+        })
+        .collect();
+    if chosen.is_empty() && sonarqube.is_empty() {
         return Err(CliError::NoConfiguration {
             name: request.name.clone(),
             namespace: request.namespace.clone(),
@@ -264,6 +296,7 @@ pub async fn run(request: &CheckArgs) -> Result<Vec<CheckResult>, CliError> {
                 source: None,
                 url: configuration.spec.url.clone(),
                 identity: None,
+                sonarqube: None,
                 reason: error.reason(),
                 message: error.to_string(),
                 advice: secret_hint(&manifests, configuration, &error),
@@ -275,7 +308,55 @@ pub async fn run(request: &CheckArgs) -> Result<Vec<CheckResult>, CliError> {
             }
         });
     }
-    Ok(futures::future::join_all(checks).await)
+    let mut results = futures::future::join_all(checks).await;
+    for item in sonarqube {
+        results.push(check_sonarqube(&manifests, item).await);
+    }
+    Ok(results)
+}
+
+/// Proves a SonarQube configuration's login from the manifests, once, as the operator would:
+/// the token from a labelled Secret in its namespace, never `api/authentication/validate`.
+async fn check_sonarqube(
+    manifests: &Manifests,
+    item: &super::manifests::Item<crate::api::SonarQubeConfiguration>,
+) -> CheckResult {
+    let object = &item.object;
+    let namespace = object.metadata.namespace.clone().unwrap_or_default();
+    let id = ResourceId {
+        kind: "SonarQubeConfiguration",
+        namespace: Some(namespace.clone()),
+        name: object.metadata.name.clone().unwrap_or_default(),
+    };
+    let failed = |outcome: Outcome| CheckResult {
+        id: Some(id.clone()),
+        source: Some(item.source.to_string()),
+        url: object.spec.url.clone(),
+        identity: None,
+        sonarqube: None,
+        reason: outcome.reason,
+        message: outcome.message,
+        advice: None,
+    };
+    let mut config = match crate::plan::sonarqube::connection::client_config(&object.spec, &namespace, |name| {
+        manifests.secret(&namespace, name)
+    }) {
+        Ok(config) => config,
+        Err(error) => return failed(Outcome::stalled(error.reason(), error.to_string())),
+    };
+    config.connect_timeout = config.connect_timeout.min(CONNECT_TIMEOUT);
+    config.retry = RetryPolicy { max_attempts: 1, ..config.retry };
+    let result = match crate::sonarqube::Client::new(config) {
+        Ok(client) => client.server_info().await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(info) => {
+            let outcome = crate::plan::sonarqube::connection::connected(&info);
+            CheckResult { sonarqube: Some(info), ..failed(outcome) }
+        }
+        Err(error) => failed(crate::plan::sonarqube::connection::outcome_of(&error)),
+    }
 }
 
 /// Where a ClusterBitbucketConfiguration's Secret is missing from the operator's namespace but
@@ -379,6 +460,16 @@ pub fn render_text(results: &[CheckResult]) -> String {
             let capabilities = if capabilities.is_empty() { "none announced".into() } else { capabilities.join(", ") };
             out.push_str(&format!("    capabilities: {capabilities}\n"));
         }
+        if let Some(info) = &result.sonarqube {
+            out.push_str(&format!(
+                "    server:       SonarQube {} ({} edition)\n",
+                info.version,
+                info.edition.as_str()
+            ));
+            out.push_str(&format!("    user:         {}\n", info.user.login.as_deref().unwrap_or("(not shown)")));
+            let names = crate::plan::sonarqube::connection::capability_names(info);
+            out.push_str(&format!("    capabilities: {}\n", names.join(", ")));
+        }
         if result.ok() {
             out.push_str(&format!("    OK: {}\n", result.message));
         } else {
@@ -422,9 +513,17 @@ pub fn render_json(results: &[CheckResult]) -> Value {
                         "version": i.version_text,
                         "buildNumber": i.build_number,
                         "displayName": i.display_name,
-                    })),
-                    "authenticatedAs": r.identity.as_ref().and_then(|i| i.username.clone()),
-                    "capabilities": r.identity.as_ref().map(capabilities).unwrap_or_default(),
+                    })).or_else(|| r.sonarqube.as_ref().map(|i| json!({
+                        "version": i.version.to_string(),
+                        "edition": i.edition.as_str(),
+                        "displayName": "SonarQube",
+                    }))),
+                    "authenticatedAs": r.identity.as_ref().and_then(|i| i.username.clone())
+                        .or_else(|| r.sonarqube.as_ref().and_then(|i| i.user.login.clone())),
+                    "capabilities": r.identity.as_ref()
+                        .map(|i| capabilities(i).into_iter().map(str::to_owned).collect::<Vec<_>>())
+                        .or_else(|| r.sonarqube.as_ref().map(crate::plan::sonarqube::connection::capability_names))
+                        .unwrap_or_default(),
                 })
             })
             .collect(),
@@ -546,6 +645,7 @@ mod tests {
                 username: Some("svc".into()),
                 capabilities: crate::bitbucket::Capabilities { webhooks: true, code_insights: true },
             }),
+            sonarqube: None,
             reason: reasons::CONNECTED,
             message: "connected as svc to Bitbucket 9.4.22".into(),
             advice: None,

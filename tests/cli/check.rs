@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bitbucket_operator::cli::manifests::{LoadOptions, load};
+use bitbucket_operator::{
+    cli::manifests::{LoadOptions, load},
+    simulator::sonarqube::{SonarQubeSimulator, SonarSeed},
+};
 use serde_json::Value;
 
 use crate::support::{
@@ -279,18 +282,35 @@ async fn bad_input_is_an_error_on_stderr_with_exit_code_1() {
 async fn the_examples_pass_the_check_against_the_example_seed() {
     let seed = std::fs::read_to_string(examples().join("simulator-seed.yaml")).expect("the seed");
     let ws = Workspace::with_simulator("examples", &seed).await;
+    let sonar_seed = std::fs::read_to_string(examples().join("sonarqube-seed.yaml")).expect("the SonarQube seed");
+    let sonar = SonarQubeSimulator::new(SonarSeed::from_yaml(&sonar_seed).expect("seed"))
+        .expect("simulator")
+        .serve("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("serve");
     let examples = examples().display().to_string();
-    let url = ws.url();
-    let args = ["check", "-f", &examples, "--url", &url, "--operator-namespace", "default"];
+    let (url, sonar_url) = (ws.url(), sonar.base_url());
+    let args =
+        ["check", "-f", &examples, "--url", &url, "--sonarqube-url", &sonar_url, "--operator-namespace", "default"];
     let output = run(&args).await;
     assert_eq!(output.status.code(), Some(0), "{}", all(&output));
     let out = stdout(&output);
     assert_eq!(out.matches("OK: connected as svc-operator to Bitbucket 9.4.22").count(), 2, "{out}");
     assert!(out.contains("ClusterBitbucketConfiguration bitbucket-shared"), "{out}");
+    // The SonarQube configuration's login is proven too, and its token never printed.
+    assert!(out.contains("OK: connected to SonarQube 2026.3.1.123439 (enterprise edition) as svc-operator"), "{out}");
+    assert!(out.contains("capabilities: almSettings, projectBindings"), "{out}");
+    assert!(!out.contains("squ_"), "a SonarQube token was printed: {out}");
+    assert!(
+        !sonar.simulator().request_counts().keys().any(|k| k.contains("authentication/validate")),
+        "the check trusted authentication/validate"
+    );
+    sonar.shutdown().await;
 
     // Without the operator's namespace, the cluster configuration's Secret is not found, and the
     // message says why and what to pass.
-    let output = run(&args[..5]).await;
+    let args = ["check", "-f", &examples, "--url", &url];
+    let output = run(&args).await;
     assert_eq!(output.status.code(), Some(1), "{}", all(&output));
     let out = stdout(&output);
     assert!(out.contains("FAILED (SecretNotFound)") && out.contains("--operator-namespace default"), "{out}");

@@ -169,6 +169,7 @@ fn examples_deserialize_into_the_rust_types() {
             }
             "ProjectBinding" => serde_json::from_value::<api::ProjectBinding>(stored).map(drop),
             "RequiredReport" => serde_json::from_value::<api::RequiredReport>(stored).map(drop),
+            "SonarQubeConfiguration" => serde_json::from_value::<api::SonarQubeConfiguration>(stored).map(drop),
             other => panic!("{file}: no Rust type for {other}"),
         };
         result.unwrap_or_else(|e| panic!("{file}: {} does not deserialize: {e}", support::describe(&object)));

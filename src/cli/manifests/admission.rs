@@ -51,7 +51,11 @@ impl Manifests {
             ("v1", "Secret") => true,
             (
                 version,
-                "BitbucketConfiguration" | "ClusterBitbucketConfiguration" | "ProjectBinding" | "RequiredReport",
+                "BitbucketConfiguration"
+                | "ClusterBitbucketConfiguration"
+                | "ProjectBinding"
+                | "RequiredReport"
+                | "SonarQubeConfiguration",
             ) => version == ours,
             _ => false,
         };
@@ -112,6 +116,11 @@ impl Manifests {
                     self.reports.push(Item { object, source: origin });
                 }
             }
+            "SonarQubeConfiguration" => {
+                if let Some(object) = admit(&value, &origin, &object, problems) {
+                    self.sonarqube_configurations.push(Item { object, source: origin });
+                }
+            }
             _ => problems.push(Problem::Unsupported { origin, api_version, kind }),
         }
     }
@@ -138,6 +147,7 @@ impl Manifests {
             "ClusterBitbucketConfiguration" => find(&self.cluster_configurations, None, name),
             "ProjectBinding" => find(&self.bindings, namespace, name),
             "RequiredReport" => find(&self.reports, namespace, name),
+            "SonarQubeConfiguration" => find(&self.sonarqube_configurations, namespace, name),
             _ => None,
         }
     }

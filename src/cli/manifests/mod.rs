@@ -117,6 +117,8 @@ pub struct Manifests {
     pub bindings: Vec<Item<ProjectBinding>>,
     /// RequiredReports, namespace filled in.
     pub reports: Vec<Item<RequiredReport>>,
+    /// SonarQubeConfigurations, namespace filled in.
+    pub sonarqube_configurations: Vec<Item<crate::api::SonarQubeConfiguration>>,
     /// Secrets by (namespace, name), decoded.
     pub secrets: BTreeMap<(String, String), Item<SecretData>>,
     /// The operator's namespace (see [`LoadOptions::operator_namespace`]).
@@ -169,6 +171,7 @@ impl Manifests {
             && self.cluster_configurations.is_empty()
             && self.bindings.is_empty()
             && self.reports.is_empty()
+            && self.sonarqube_configurations.is_empty()
     }
 
     /// The Secret `namespace/name`, decoded.
