@@ -83,7 +83,9 @@ fn used() -> BTreeSet<(String, String, String)> {
             }
         }
     };
-    let kinds = ["bitbucketconfigurations", "clusterbitbucketconfigurations", "projectbindings", "requiredreports"];
+    // Every kind the operator serves: it reconciles each of them.
+    let plurals: Vec<String> = bitbucket_operator::api::crds().into_iter().map(|crd| crd.spec.names.plural).collect();
+    let kinds: Vec<&str> = plurals.iter().map(String::as_str).collect();
     add("bitbucket.integrations.dev", &kinds, &["get", "list", "watch", "patch", "update"]);
     let status: Vec<String> = kinds.iter().map(|k| format!("{k}/status")).collect();
     add(
