@@ -213,8 +213,28 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
         }
         (None, None) => (Outcome::reconciling(reasons::PROGRESSING, "checking the connection"), Next::Resync(interval)),
     };
+    let (mut outcome, mut next, mut notices) = (outcome, next, Vec::new());
+    if spec.sonarqube.is_some() {
+        if outcome.phase == Phase::Ready {
+            let integrated = super::integration::integrate(ctx, object, previous, interval).await?;
+            status.sonarqube = integrated.status;
+            notices = integrated.notices;
+            if let Some((failure, error)) = integrated.failure {
+                // A SonarQubeConfiguration that is not Ready yet is looked at again soon.
+                let soon = interval.min(Duration::from_secs(30));
+                next = match error {
+                    Some(error) => Next::Retry(Error::SonarQube(error)),
+                    None if failure.phase == Phase::Reconciling => Next::Resync(soon),
+                    None => Next::Resync(interval),
+                };
+                outcome = failure;
+            }
+        } else {
+            status.sonarqube = previous.and_then(|p| p.sonarqube.clone());
+        }
+    }
     keep_recent_check_time(&mut status, previous, &outcome, interval);
-    Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 })
+    Ok(Round { status, outcome, next, notices, corrected: 0 })
 }
 
 /// The rejection the status remembers for this version of the credential, if any.

@@ -98,6 +98,46 @@ pub fn secret_to_sonarqube_configurations(
     }
 }
 
+/// The Bitbucket configurations whose `sonarqube` block names a SonarQubeConfiguration: they
+/// keep SonarQube's setting once it is Ready (and again when it changes).
+pub fn sonarqube_to_configurations(
+    stores: &Stores,
+    memo: &Arc<Memo>,
+) -> impl Fn(Arc<crate::api::SonarQubeConfiguration>) -> Vec<ObjectRef<BitbucketConfiguration>> + Send + Sync + 'static
+{
+    let store = stores.configurations.clone();
+    let memo = memo.clone();
+    move |sonar| {
+        let namespace = sonar.namespace().unwrap_or_default();
+        let name = sonar.name_any();
+        dependents(&store, &memo, |c| {
+            c.namespace().as_deref() == Some(namespace.as_str())
+                && c.spec.sonarqube.as_ref().is_some_and(|s| s.configuration_ref.name == name)
+        })
+    }
+}
+
+/// [`sonarqube_to_configurations`] for cluster configurations, whose SonarQubeConfigurations
+/// live in the operator's namespace.
+pub fn sonarqube_to_cluster_configurations(
+    stores: &Stores,
+    memo: &Arc<Memo>,
+    operator_namespace: String,
+) -> impl Fn(Arc<crate::api::SonarQubeConfiguration>) -> Vec<ObjectRef<ClusterBitbucketConfiguration>> + Send + Sync + 'static
+{
+    let store = stores.cluster_configurations.clone();
+    let memo = memo.clone();
+    move |sonar| {
+        if sonar.namespace().as_deref() != Some(operator_namespace.as_str()) {
+            return Vec::new();
+        }
+        let name = sonar.name_any();
+        dependents(&store, &memo, |c| {
+            c.spec.connection.sonarqube.as_ref().is_some_and(|s| s.configuration_ref.name == name)
+        })
+    }
+}
+
 pub fn secret_to_cluster_configurations(
     stores: &Stores,
     memo: &Arc<Memo>,

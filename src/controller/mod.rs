@@ -12,6 +12,7 @@ mod configuration;
 pub mod context;
 mod error;
 mod events;
+mod integration;
 pub mod inventories;
 pub mod leader;
 mod mappers;
@@ -195,7 +196,8 @@ async fn run_term(
         .watches_shared_stream(
             binding_watch.followed(),
             mappers::binding_to_deleting_configuration(&stores.configurations),
-        );
+        )
+        .watches_shared_stream(sonarqube_watch.followed(), mappers::sonarqube_to_configurations(&stores, &memo));
     for (_, watch) in &mut secret_watches {
         configurations =
             configurations.watches_shared_stream(watch.followed(), mappers::secret_to_configurations(&stores, &memo));
@@ -209,6 +211,10 @@ async fn run_term(
             .watches_shared_stream(
                 binding_watch.followed(),
                 mappers::binding_to_deleting_configuration(&stores.cluster_configurations),
+            )
+            .watches_shared_stream(
+                sonarqube_watch.followed(),
+                mappers::sonarqube_to_cluster_configurations(&stores, &memo, options.operator_namespace.clone()),
             );
     let mut sonarqube_configurations =
         Controller::for_shared_stream(sonarqube_watch.owned(), stores.sonarqube_configurations.clone());

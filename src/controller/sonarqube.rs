@@ -69,6 +69,11 @@ impl SonarQubeClients {
         Ok(client)
     }
 
+    /// The client the last check of a configuration built, if any.
+    pub fn current(&self, key: &str) -> Option<Client> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(key).map(|(_, client)| client.clone())
+    }
+
     /// Forgets a configuration's client.
     pub fn forget(&self, key: &str) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);

@@ -124,6 +124,10 @@ pub fn referenced_secrets(spec: &BitbucketConfigurationSpec) -> Vec<String> {
     if let Some(ca) = spec.tls.as_ref().and_then(|tls| tls.ca_secret_ref.as_ref()) {
         names.push(ca.name.clone());
     }
+    // The token SonarQube keeps: a new version is pushed to SonarQube.
+    if let Some(sonarqube) = &spec.sonarqube {
+        names.push(sonarqube.token_secret_ref.name.clone());
+    }
     names.sort();
     names.dedup();
     names

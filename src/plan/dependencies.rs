@@ -77,7 +77,13 @@ pub fn configuration_usable(name: &str, namespace: &str, state: Option<&Configur
     let ready = status.and_then(|s| find(&s.conditions, READY));
     let current = status.and_then(|s| s.observed_generation) == state.generation;
     match ready {
-        Some(ready) if current && ready.status == "True" => Ok(()),
+        // Bitbucket is connected when only the configuration's SonarQube side is wrong.
+        Some(ready)
+            if current
+                && (ready.status == "True" || super::sonarqube::SONARQUBE_SIDE.contains(&ready.reason.as_str())) =>
+        {
+            Ok(())
+        }
         Some(_) if current => {
             let conditions = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
             Err(Blocked {

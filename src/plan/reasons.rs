@@ -85,3 +85,8 @@ pub const EDITION_LIMIT: &str = "EditionLimit";
 pub const ALM_SETTING_KEY_TAKEN: &str = "AlmSettingKeyTaken";
 /// SonarQube's own check of its Bitbucket setting failed (URL, token or permissions).
 pub const VALIDATION_FAILED: &str = "ValidationFailed";
+/// The SonarQubeConfiguration a Bitbucket configuration's `sonarqube` block names is missing or
+/// not Ready.
+pub const SONARQUBE_NOT_READY: &str = "SonarQubeNotReady";
+/// Keeping the SonarQube side of a Bitbucket configuration failed; the message says how.
+pub const SONARQUBE_INTEGRATION_FAILED: &str = "SonarQubeIntegrationFailed";

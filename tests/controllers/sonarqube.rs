@@ -5,7 +5,7 @@ use bitbucket_operator::simulator::sonarqube::{RunningSonarQube, SonarQubeSimula
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
 
-use crate::harness::{Env, SEED, message};
+use crate::harness::{BINDING, CONFIGURATION, Env, OPERATOR_TOKEN, SEED, message};
 
 const TOKEN: &str = "squ_operator-token";
 
@@ -107,6 +107,75 @@ async fn a_secret_without_the_credential_label_is_never_sent() {
     assert!(message(&object).contains("bitbucket.integrations.dev/credential"), "{}", message(&object));
     let authenticated = sonar.simulator().requests().iter().filter(|r| r.auth != "none").count();
     assert_eq!(authenticated, 0, "a request carried a token from a Secret without consent");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+/// The Bitbucket configuration with a `sonarqube` block, and the Secret of the token SonarQube
+/// keeps (here the operator's own Bitbucket token, which the Bitbucket simulator knows).
+fn integrated_configuration(key: Option<&str>) -> String {
+    let key = key.map(|k| format!("\n    almSettingKey: {k}")).unwrap_or_default();
+    format!(
+        "{CONFIGURATION}  sonarqube:\n    configurationRef: {{name: sonarqube}}\n    tokenSecretRef: {{name: sonarqube-bitbucket-token}}{key}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: sonarqube-bitbucket-token\n  labels: {{bitbucket.integrations.dev/credential: \"true\"}}\nstringData: {{token: {OPERATOR_TOKEN}}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bitbucket_configuration_keeps_sonarqubes_setting_and_pushes_a_rotated_token() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), TOKEN, true));
+    env.apply(&integrated_configuration(None));
+    let object = env
+        .wait("bitbucketconfigurations", "team-a", "bitbucket", "the SonarQube setting recorded", |o| {
+            o["status"]["sonarqube"]["lastValidatedTime"].is_string() && crate::harness::reason(o) == "Connected"
+        })
+        .await;
+    let record = &object["status"]["sonarqube"];
+    assert_eq!(record["almSettingKey"], "bitbucket", "the key defaults to the resource's name");
+    assert_eq!(record["configuration"], "team-a/sonarqube");
+    assert_eq!(sonar.simulator().alm_setting_pat("bitbucket").as_deref(), Some(OPERATOR_TOKEN));
+    assert!(!serde_json::to_string(&object).expect("JSON").contains(OPERATOR_TOKEN), "the token reached the status");
+    assert!(env.has_event("BitbucketConfiguration", "bitbucket", "SonarQubeSettingCreated"));
+
+    // A rotated token is pushed again: SonarQube cannot give it back, so only the Secret's new
+    // version tells.
+    env.bitbucket().add_token("svc-operator", "BBDC-for-sonarqube").expect("token");
+    env.patch::<Secret>("sonarqube-bitbucket-token", json!({"stringData": {"token": "BBDC-for-sonarqube"}})).await;
+    env.eventually("the rotated token in SonarQube", || {
+        sonar.simulator().alm_setting_pat("bitbucket").as_deref() == Some("BBDC-for-sonarqube")
+    })
+    .await;
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edition_limit_stalls_the_sonarqube_side_while_bindings_keep_working() {
+    let sonar = SonarQubeSimulator::new({
+        let mut seed = seed("developer", "10.7.0.96327");
+        let extra = SonarSeed::from_yaml(
+            "almSettings: [{key: the-other-one, alm: bitbucket, url: \"https://other.example.com\", personalAccessToken: x}]",
+        )
+        .expect("seed");
+        seed.alm_settings = extra.alm_settings;
+        seed
+    })
+    .expect("simulator")
+    .serve("127.0.0.1:0".parse().expect("address"))
+    .await
+    .expect("serve");
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), TOKEN, true));
+    env.apply(&integrated_configuration(None));
+    env.apply(BINDING);
+    let object = env.wait_ready("bitbucketconfigurations", "bitbucket", "False", "EditionLimit").await;
+    assert!(message(&object).contains("Enterprise"), "{}", message(&object));
+    // Bitbucket itself is connected: the binding's webhooks are made all the same.
+    env.wait_ready("projectbindings", "payments", "True", "Bound").await;
+    assert!(sonar.simulator().alm_setting_pat("bitbucket").is_none());
     env.shutdown().await;
     sonar.shutdown().await;
 }

@@ -9,3 +9,15 @@ pub mod claims;
 pub mod connection;
 pub mod keys;
 pub mod setting;
+
+use super::reasons;
+
+/// Reasons a Bitbucket configuration gives when Bitbucket is connected and only its SonarQube
+/// side is wrong: its bindings keep working meanwhile.
+pub const SONARQUBE_SIDE: [&str; 5] = [
+    reasons::EDITION_LIMIT,
+    reasons::ALM_SETTING_KEY_TAKEN,
+    reasons::VALIDATION_FAILED,
+    reasons::SONARQUBE_NOT_READY,
+    reasons::SONARQUBE_INTEGRATION_FAILED,
+];

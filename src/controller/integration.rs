@@ -1,0 +1,177 @@
+//! The SonarQube side of a Bitbucket configuration (`spec.sonarqube`): the DevOps Platform
+//! setting SonarQube keeps for this Bitbucket, checked after the Bitbucket connection in the
+//! same round. A failure here leaves the Bitbucket connection usable: the configuration is not
+//! Ready, with a reason of [`crate::plan::sonarqube::SONARQUBE_SIDE`] that its bindings pass.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
+
+use crate::{
+    api::{
+        ConfigurationStatus, SonarQubeConfiguration,
+        conditions::{READY, find},
+        configuration::SecretVersion,
+        sonarqube::SonarQubeIntegrationStatus,
+    },
+    bitbucket,
+    plan::{
+        connection::{SecretData, labelled, single_line},
+        reasons,
+        sonarqube::setting::{DesiredSetting, RecordedSetting, SettingAction},
+        status::Outcome,
+    },
+    sonarqube,
+    sync::sonarqube::{SettingFailure, keep_setting},
+};
+
+use super::{configuration::ConfigurationObject, context::Context, error::Error, reconcile::Notice, status};
+
+/// What the SonarQube side came to.
+pub(super) struct Integrated {
+    /// The record for `status.sonarqube`.
+    pub status: Option<SonarQubeIntegrationStatus>,
+    /// Why it is not as the spec asks, with the SonarQube error when it is worth a retry.
+    pub failure: Option<(Outcome, Option<sonarqube::Error>)>,
+    /// Events about what changed.
+    pub notices: Vec<Notice>,
+}
+
+/// Keeps the setting of a configuration whose Bitbucket connection was just proven.
+pub(super) async fn integrate<K: ConfigurationObject>(
+    ctx: &Context,
+    object: &K,
+    previous: Option<&ConfigurationStatus>,
+    interval: Duration,
+) -> Result<Integrated, Error> {
+    let recorded_status = previous.and_then(|p| p.sonarqube.clone());
+    let failed = |outcome: Outcome, error: Option<sonarqube::Error>| Integrated {
+        status: recorded_status.clone(),
+        failure: Some((outcome, error)),
+        notices: Vec::new(),
+    };
+    let Some(block) = &object.connection().sonarqube else {
+        return Ok(Integrated { status: None, failure: None, notices: Vec::new() });
+    };
+    let namespace = object.secrets_namespace(ctx);
+    let name = &block.configuration_ref.name;
+    let shown = format!("SonarQubeConfiguration {namespace}/{name}");
+    let Some(sonar) =
+        ctx.stores.sonarqube_configurations.get(&ObjectRef::<SonarQubeConfiguration>::new(name).within(&namespace))
+    else {
+        let message = format!("{shown} does not exist; create it or fix spec.sonarqube.configurationRef");
+        return Ok(failed(Outcome::stalled(reasons::SONARQUBE_NOT_READY, message), None));
+    };
+    let ready = sonar.status.as_ref().and_then(|s| find(&s.conditions, READY)).filter(|c| c.status == "True");
+    let client = ctx.sonarqube.current(&format!("{namespace}/{name}"));
+    let (Some(_), Some(client)) = (ready, client) else {
+        let message = format!("waiting for {shown} to be Ready (see its condition)");
+        return Ok(failed(Outcome::reconciling(reasons::SONARQUBE_NOT_READY, message), None));
+    };
+    // The token SonarQube keeps, with the operator's consent rule.
+    let reference = &block.token_secret_ref;
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let found = secrets.get_opt(&reference.name).await?;
+    let data = found.as_ref().map(SecretData::from_secret);
+    let token = labelled(&|_: &str| data.clone(), &reference.name, &namespace, "sonarqube.tokenSecretRef.name")
+        .and_then(|data| single_line(&data, &reference.name, &reference.key, "sonarqube.tokenSecretRef.key"));
+    let token = match token {
+        Ok(token) => bitbucket::Secret::new(token),
+        Err(error) => {
+            return Ok(failed(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, error.to_string()), None));
+        }
+    };
+    let version = SecretVersion {
+        name: reference.name.clone(),
+        uid: found.as_ref().and_then(|s| s.metadata.uid.clone()),
+        resource_version: found.as_ref().and_then(|s| s.metadata.resource_version.clone()),
+    };
+    let url = block.bitbucket_url.as_deref().unwrap_or(&object.connection().url);
+    let url = match sonarqube::normalize_url(url) {
+        Ok(url) => url,
+        Err(error) => {
+            return Ok(failed(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, error.to_string()), None));
+        }
+    };
+    let key = block.alm_setting_key.clone().unwrap_or_else(|| object.name_any());
+    let desired = DesiredSetting { key: key.clone(), url: url.clone(), token: version.clone() };
+    let recorded = recorded_status.as_ref().map(|r| RecordedSetting {
+        key: r.alm_setting_key.clone(),
+        url: r.url.clone(),
+        token: r.token_secret.clone(),
+    });
+    let validated_at = recorded_status.as_ref().and_then(|r| r.last_validated_time.clone());
+    let due = validated_at.as_ref().is_none_or(|at| {
+        let age = k8s_openapi::jiff::Timestamp::now().duration_since(at.0);
+        !age.is_positive() || age.unsigned_abs() >= interval
+    });
+    match keep_setting(&client, &desired, &token, recorded.as_ref(), due).await {
+        Ok(kept) => {
+            let notices = notices_for(&kept.action, &key);
+            let status = SonarQubeIntegrationStatus {
+                configuration: format!("{namespace}/{name}"),
+                alm_setting_key: key,
+                url,
+                token_secret: Some(version),
+                bound_projects: kept.bound_projects.and_then(|n| i64::try_from(n).ok()),
+                last_validated_time: if kept.validated { Some(status::now()) } else { validated_at },
+            };
+            Ok(Integrated { status: Some(status), failure: None, notices })
+        }
+        Err(SettingFailure::Refused(SettingAction::KeyTaken { alm })) => {
+            let message = format!(
+                "SonarQube's DevOps Platform setting key {key} belongs to a {} setting (keys are unique across platforms); choose another spec.sonarqube.almSettingKey or remove that setting",
+                alm.as_str()
+            );
+            Ok(failed(Outcome::stalled(reasons::ALM_SETTING_KEY_TAKEN, message), None))
+        }
+        Err(SettingFailure::Refused(action)) => {
+            let from = match &action {
+                SettingAction::RenameBlocked { from } => from.clone(),
+                _ => String::new(),
+            };
+            let message = format!(
+                "cannot rename SonarQube's setting {from} to {key}: a Bitbucket setting {key} exists already; remove one of them in SonarQube, or set spec.sonarqube.almSettingKey back to {from}"
+            );
+            Ok(failed(Outcome::stalled(reasons::ALM_SETTING_KEY_TAKEN, message), None))
+        }
+        Err(SettingFailure::Failed(error)) => {
+            let reason = match &error {
+                sonarqube::Error::EditionLimit { .. } => reasons::EDITION_LIMIT,
+                sonarqube::Error::KeyTaken { .. } => reasons::ALM_SETTING_KEY_TAKEN,
+                sonarqube::Error::ValidationFailed { .. } => reasons::VALIDATION_FAILED,
+                _ => reasons::SONARQUBE_INTEGRATION_FAILED,
+            };
+            let message = error.to_string();
+            if error.is_transient() {
+                Ok(failed(Outcome::reconciling(reason, message), Some(error)))
+            } else {
+                Ok(failed(Outcome::stalled(reason, message), None))
+            }
+        }
+    }
+}
+
+/// The Events about a change of the setting.
+fn notices_for(action: &SettingAction, key: &str) -> Vec<Notice> {
+    let notice = |warning, reason, note: String| Notice { warning, reason, action: "KeepSonarQubeSetting", note };
+    match action {
+        SettingAction::Create { recreated: true } => vec![notice(
+            true,
+            "SonarQubeSettingRecreated",
+            format!(
+                "SonarQube's DevOps Platform setting {key} was gone (deleted in SonarQube?) and was created again; projects bound to the old one must be bound again"
+            ),
+        )],
+        SettingAction::Create { recreated: false } => {
+            vec![notice(false, "SonarQubeSettingCreated", format!("created SonarQube's DevOps Platform setting {key}"))]
+        }
+        SettingAction::Update { why, .. } => vec![notice(
+            false,
+            "SonarQubeSettingUpdated",
+            format!("updated SonarQube's DevOps Platform setting {key}: {}", why.join(", ")),
+        )],
+        _ => Vec::new(),
+    }
+}
