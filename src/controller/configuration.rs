@@ -350,8 +350,11 @@ async fn wait_for_users<K: ConfigurationObject>(
     let key = &key(object);
     let users = users_of(&ctx.stores, key);
     if users.is_empty() {
+        if let Some(waiting) = super::integration::remove_setting(ctx, object).await? {
+            return Ok(waiting);
+        }
         ctx.clients.remove(key);
-        return Ok(Cleanup::Done(Vec::new()));
+        return Ok(Cleanup::Done(super::integration::removed_notices(object)));
     }
     let message = format!(
         "still used by ProjectBinding {}; delete those first (their webhooks and checks need this configuration to be removed)",

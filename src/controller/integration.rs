@@ -153,6 +153,63 @@ pub(super) async fn integrate<K: ConfigurationObject>(
     }
 }
 
+/// On deletion with `sonarqube.deletionPolicy: Delete`, removes the setting the operator
+/// recorded (SonarQube then drops every project binding to it; the projects stay). `Some` while
+/// it cannot be removed yet (SonarQube not reachable): the deletion waits, and says how to let
+/// it go without.
+pub(super) async fn remove_setting<K: ConfigurationObject>(
+    ctx: &Context,
+    object: &K,
+) -> Result<Option<super::reconcile::Cleanup<ConfigurationStatus>>, Error> {
+    let (Some(block), Some(recorded)) =
+        (&object.connection().sonarqube, object.status().and_then(|s| s.sonarqube.as_ref()))
+    else {
+        return Ok(None);
+    };
+    if block.deletion_policy == crate::api::required_report::DeletionPolicy::Orphan {
+        return Ok(None);
+    }
+    let waiting = |message: String| {
+        let status = object.status().cloned().unwrap_or_default();
+        Ok(Some(super::reconcile::Cleanup::Waiting(status, Outcome::reconciling(reasons::DELETING, message))))
+    };
+    let Some(client) = ctx.sonarqube.current(&recorded.configuration) else {
+        return waiting(format!(
+            "waiting for SonarQubeConfiguration {} to remove SonarQube's setting {}; set spec.sonarqube.deletionPolicy: Orphan to leave it",
+            recorded.configuration, recorded.alm_setting_key
+        ));
+    };
+    match client.delete_alm_setting(&recorded.alm_setting_key).await {
+        Ok(_) => Ok(None),
+        Err(error) => waiting(format!(
+            "cannot remove SonarQube's setting {} yet ({error}); set spec.sonarqube.deletionPolicy: Orphan to leave it",
+            recorded.alm_setting_key
+        )),
+    }
+}
+
+/// The Event of a deletion that removed SonarQube's setting, if it did.
+pub(super) fn removed_notices<K: ConfigurationObject>(object: &K) -> Vec<Notice> {
+    let (Some(block), Some(recorded)) =
+        (&object.connection().sonarqube, object.status().and_then(|s| s.sonarqube.as_ref()))
+    else {
+        return Vec::new();
+    };
+    if block.deletion_policy == crate::api::required_report::DeletionPolicy::Orphan {
+        return Vec::new();
+    }
+    let bound = recorded
+        .bound_projects
+        .map(|n| format!(" and with it the bindings of {n} SonarQube project(s) (the projects stay)"))
+        .unwrap_or_default();
+    vec![Notice {
+        warning: false,
+        reason: "SonarQubeSettingDeleted",
+        action: "KeepSonarQubeSetting",
+        note: format!("removed SonarQube's DevOps Platform setting {}{bound}", recorded.alm_setting_key),
+    }]
+}
+
 /// The Events about a change of the setting.
 fn notices_for(action: &SettingAction, key: &str) -> Vec<Notice> {
     let notice = |warning, reason, note: String| Notice { warning, reason, action: "KeepSonarQubeSetting", note };

@@ -1,6 +1,7 @@
 //! SonarQubeConfiguration: the login proof against the SonarQube simulator, what the status
 //! reports of each edition, a rejected token, a Secret without consent, and token rotation.
 
+use bitbucket_operator::api::BitbucketConfiguration;
 use bitbucket_operator::simulator::sonarqube::{RunningSonarQube, SonarQubeSimulator, SonarSeed};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
@@ -176,6 +177,40 @@ async fn an_edition_limit_stalls_the_sonarqube_side_while_bindings_keep_working(
     // Bitbucket itself is connected: the binding's webhooks are made all the same.
     env.wait_ready("projectbindings", "payments", "True", "Bound").await;
     assert!(sonar.simulator().alm_setting_pat("bitbucket").is_none());
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_configuration_removes_sonarqubes_setting_unless_orphaned() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), TOKEN, true));
+    env.apply(&integrated_configuration(None));
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the setting recorded", |o| {
+        o["status"]["sonarqube"]["almSettingKey"] == "bitbucket"
+    })
+    .await;
+    assert!(sonar.simulator().alm_setting_pat("bitbucket").is_some());
+    env.delete::<BitbucketConfiguration>("bitbucket").await;
+    env.wait_gone("bitbucketconfigurations", "bitbucket").await;
+    assert!(sonar.simulator().alm_setting_pat("bitbucket").is_none(), "the setting outlived its configuration");
+
+    // With Orphan, the setting stays.
+    let orphan = integrated_configuration(Some("kept")).replace(
+        "tokenSecretRef: {name: sonarqube-bitbucket-token}",
+        "tokenSecretRef: {name: sonarqube-bitbucket-token}\n    deletionPolicy: Orphan",
+    );
+    // Only the configuration: its Secrets are still there.
+    env.apply(orphan.split("\n---\n").nth(1).expect("the configuration's document"));
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the setting recorded", |o| {
+        o["status"]["sonarqube"]["almSettingKey"] == "kept"
+    })
+    .await;
+    env.delete::<BitbucketConfiguration>("bitbucket").await;
+    env.wait_gone("bitbucketconfigurations", "bitbucket").await;
+    assert!(sonar.simulator().alm_setting_pat("kept").is_some(), "an orphaned setting was removed");
     env.shutdown().await;
     sonar.shutdown().await;
 }
