@@ -234,35 +234,29 @@ impl Client {
         {
             return Err(rejected);
         }
-        let retry = self.inner.retry;
-        let mut attempt = 1;
-        loop {
-            let (error, retryable) = match self.send_once(call).await {
-                Ok(response) if response.status == StatusCode::TOO_MANY_REQUESTS => {
-                    let retry_after = parse_retry_after(response.header("retry-after"));
-                    self.inner.limiter.pause(retry_after).await;
-                    // Refused before any processing: safe to repeat, even a POST.
-                    (Error::RateLimited { retry_after }, true)
-                }
-                Ok(response) if response.status.is_server_error() => {
-                    (Error::Server { status: response.status.as_u16() }, call.idempotent())
-                }
-                Ok(response) => return Ok(response),
-                Err((error, sent)) => {
-                    // A request that never left (connection refused) is safe to repeat; an
-                    // answer over a bound would only be read again.
-                    let retryable = error.is_transient() && (call.idempotent() || !sent);
-                    (error, retryable)
-                }
-            };
-            if !retryable || attempt >= retry.max_attempts.max(1) {
-                return Err(error);
+        with_retries(self.inner.retry, call.endpoint, || self.attempt(call)).await
+    }
+
+    /// One attempt, classified for [`with_retries`].
+    async fn attempt(&self, call: &Call) -> Attempt<Response, Error> {
+        match self.send_once(call).await {
+            Ok(response) if response.status == StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = parse_retry_after(response.header("retry-after"));
+                self.inner.limiter.pause(retry_after).await;
+                // Refused before any processing: safe to repeat, even a POST.
+                Attempt::RateLimited(Error::RateLimited { retry_after })
             }
-            if !matches!(error, Error::RateLimited { .. }) {
-                tokio::time::sleep(backoff(retry, attempt)).await;
+            Ok(response) if response.status.is_server_error() => Attempt::Failed {
+                error: Error::Server { status: response.status.as_u16() },
+                retryable: call.idempotent(),
+            },
+            Ok(response) => Attempt::Answer(response),
+            Err((error, sent)) => {
+                // A request that never left (connection refused) is safe to repeat; an
+                // answer over a bound would only be read again.
+                let retryable = error.is_transient() && (call.idempotent() || !sent);
+                Attempt::Failed { error, retryable }
             }
-            tracing::debug!(endpoint = call.endpoint, attempt, %error, "retrying");
-            attempt += 1;
         }
     }
 
@@ -499,6 +493,47 @@ pub(crate) fn parse_retry_after(value: Option<&str>) -> Duration {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
         .unwrap_or(DEFAULT_RETRY_AFTER)
+}
+
+/// One attempt of a call, as the retry loop both clients share sees it.
+pub(crate) enum Attempt<T, E> {
+    /// An answer for the caller to interpret.
+    Answer(T),
+    /// A 429: the rate limiter is already paused for the server's `Retry-After`, which is the
+    /// wait before the next attempt. Refused before any processing, so safe to repeat.
+    RateLimited(E),
+    /// A failure, which may be sent again only when `retryable`.
+    Failed {
+        /// What went wrong.
+        error: E,
+        /// Whether sending it again is safe and may help.
+        retryable: bool,
+    },
+}
+
+/// Makes attempts until one answers, a failure may not be repeated, or the policy's attempts
+/// are spent; with jittered backoff between them (after a 429 the limiter's pause is the wait).
+pub(crate) async fn with_retries<T, E: std::fmt::Display, F: Future<Output = Attempt<T, E>>>(
+    policy: super::RetryPolicy,
+    endpoint: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, E> {
+    let mut number = 1;
+    loop {
+        let (error, retryable, rate_limited) = match attempt().await {
+            Attempt::Answer(answer) => return Ok(answer),
+            Attempt::RateLimited(error) => (error, true, true),
+            Attempt::Failed { error, retryable } => (error, retryable, false),
+        };
+        if !retryable || number >= policy.max_attempts.max(1) {
+            return Err(error);
+        }
+        if !rate_limited {
+            tokio::time::sleep(backoff(policy, number)).await;
+        }
+        tracing::debug!(endpoint, attempt = number, %error, "retrying");
+        number += 1;
+    }
 }
 
 /// Exponential backoff with jitter: half the nominal delay plus a random share of the other half.

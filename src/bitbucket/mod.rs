@@ -26,7 +26,8 @@ pub use http::{host_allowed, host_of};
 // Shared with the SonarQube client, which speaks through the same kind of pipeline.
 pub(crate) use error::bounded_message;
 pub(crate) use http::{
-    backoff, bytes, http_client, is_bidi_control, json_error_kind, parse_base_url, parse_retry_after, transport_message,
+    Attempt, bytes, http_client, is_bidi_control, json_error_kind, parse_base_url, parse_retry_after,
+    transport_message, with_retries,
 };
 pub use merge_checks::{MANUAL_STEPS, MergeCheck, Severity};
 pub use projects::Project;

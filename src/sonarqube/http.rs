@@ -7,7 +7,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use super::{Client, Error, error::kept_message, server::AuthScheme};
-use crate::bitbucket::{Secret, backoff, bytes, json_error_kind, parse_retry_after, transport_message};
+use crate::bitbucket::{Attempt, Secret, bytes, json_error_kind, parse_retry_after, transport_message, with_retries};
 
 /// What to do about an oversized answer.
 const BODY_ADVICE: &str =
@@ -206,33 +206,26 @@ impl Client {
     /// read through here.
     pub(crate) async fn send_with(&self, call: &Call, scheme: Option<AuthScheme>) -> Result<Response, Error> {
         let _write = if call.method == Method::GET { None } else { Some(self.inner.writes.lock().await) };
-        let retry = self.inner.retry;
-        let mut attempt = 1;
-        loop {
-            let (error, retryable) = match self.send_once(call, scheme).await {
-                Ok(response) if response.status == StatusCode::TOO_MANY_REQUESTS => {
-                    let retry_after = parse_retry_after(response.header("retry-after"));
-                    self.inner.limiter.pause(retry_after).await;
-                    // Refused before any processing: safe to repeat, even a POST.
-                    (Error::RateLimited { retry_after }, true)
-                }
-                Ok(response) if response.status.is_server_error() => {
-                    (Error::Server { status: response.status.as_u16() }, call.idempotent())
-                }
-                Ok(response) => return Ok(response),
-                Err((error, sent)) => {
-                    let retryable = error.is_transient() && (call.idempotent() || !sent);
-                    (error, retryable)
-                }
-            };
-            if !retryable || attempt >= retry.max_attempts.max(1) {
-                return Err(error);
+        with_retries(self.inner.retry, call.endpoint, || self.attempt(call, scheme)).await
+    }
+
+    /// One attempt, classified for [`with_retries`].
+    async fn attempt(&self, call: &Call, scheme: Option<AuthScheme>) -> Attempt<Response, Error> {
+        match self.send_once(call, scheme).await {
+            Ok(response) if response.status == StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = parse_retry_after(response.header("retry-after"));
+                self.inner.limiter.pause(retry_after).await;
+                Attempt::RateLimited(Error::RateLimited { retry_after })
             }
-            if !matches!(error, Error::RateLimited { .. }) {
-                tokio::time::sleep(backoff(retry, attempt)).await;
+            Ok(response) if response.status.is_server_error() => Attempt::Failed {
+                error: Error::Server { status: response.status.as_u16() },
+                retryable: call.idempotent(),
+            },
+            Ok(response) => Attempt::Answer(response),
+            Err((error, sent)) => {
+                let retryable = error.is_transient() && (call.idempotent() || !sent);
+                Attempt::Failed { error, retryable }
             }
-            tracing::debug!(endpoint = call.endpoint, attempt, %error, "retrying");
-            attempt += 1;
         }
     }
 
