@@ -82,26 +82,48 @@ pub fn server_info(info: &ServerInfo) -> SonarQubeServerInfo {
     }
 }
 
+/// The names `status.capabilities` of a SonarQubeConfiguration lists, which the binding and
+/// report rounds read back.
+pub mod capability {
+    /// DevOps Platform settings.
+    pub const ALM_SETTINGS: &str = "almSettings";
+    /// Binding with `set_bitbucket_binding` (commercial editions).
+    pub const PROJECT_BINDINGS: &str = "projectBindings";
+    /// Binding through v2 `bound-projects` with a per-user token (Community Build).
+    pub const BOUND_PROJECTS: &str = "boundProjects";
+    /// Monorepo bindings.
+    pub const MONOREPO: &str = "monorepo";
+    /// More than one Bitbucket setting.
+    pub const MULTIPLE_BITBUCKET_SETTINGS: &str = "multipleBitbucketSettings";
+    /// SonarQube posts the Code Insights report of a pull request.
+    pub const PULL_REQUEST_DECORATION: &str = "pullRequestDecoration";
+}
+
+/// What a SonarQubeConfiguration's status says the server can do (see [`capability`]).
+pub fn has_capability(status: &crate::api::sonarqube::SonarQubeConfigurationStatus, name: &str) -> bool {
+    status.capabilities.iter().any(|c| c == name)
+}
+
 /// The capability names of the status (see `SonarQubeConfigurationStatus.capabilities`).
 pub fn capability_names(info: &ServerInfo) -> Vec<String> {
     let capabilities = &info.capabilities;
     let mut names = Vec::new();
     if capabilities.alm_settings {
-        names.push("almSettings");
+        names.push(capability::ALM_SETTINGS);
     }
     match capabilities.bindings {
-        BindingSupport::SetBitbucketBinding => names.push("projectBindings"),
-        BindingSupport::BoundProjects => names.push("boundProjects"),
+        BindingSupport::SetBitbucketBinding => names.push(capability::PROJECT_BINDINGS),
+        BindingSupport::BoundProjects => names.push(capability::BOUND_PROJECTS),
         BindingSupport::None => {}
     }
     if capabilities.monorepo {
-        names.push("monorepo");
+        names.push(capability::MONOREPO);
     }
     if capabilities.several_bitbucket_settings {
-        names.push("multipleBitbucketSettings");
+        names.push(capability::MULTIPLE_BITBUCKET_SETTINGS);
     }
     if capabilities.pull_request_decoration {
-        names.push("pullRequestDecoration");
+        names.push(capability::PULL_REQUEST_DECORATION);
     }
     names.into_iter().map(str::to_owned).collect()
 }
