@@ -178,3 +178,41 @@ pub async fn cleanup_client(
         )),
     })
 }
+
+/// The SonarQube side of a binding's configuration (`spec.sonarqube` there), as the stores
+/// show it.
+#[derive(Clone, Debug)]
+pub struct SonarQubeSide {
+    /// The configuration's `spec.sonarqube` block.
+    pub block: crate::api::sonarqube::SonarQubeIntegration,
+    /// The configuration's `status.sonarqube`: the setting as last kept, absent until it exists.
+    pub record: Option<crate::api::sonarqube::SonarQubeIntegrationStatus>,
+    /// `namespace/name` of the SonarQubeConfiguration the block names.
+    pub configuration: String,
+    /// That SonarQubeConfiguration, if it exists.
+    pub sonarqube: Option<Arc<crate::api::SonarQubeConfiguration>>,
+}
+
+/// The SonarQube side of a binding's configuration; `None` when the configuration does not
+/// exist or has no `sonarqube` block.
+pub fn sonarqube_side(ctx: &Context, binding: &ProjectBinding) -> Option<SonarQubeSide> {
+    let key = configuration_key(binding);
+    let namespace = binding.namespace().unwrap_or_default();
+    let (block, record, sonar_namespace) = match key.kind {
+        ConfigurationKind::BitbucketConfiguration => {
+            let c = ctx.stores.configurations.get(&ObjectRef::new(&key.name).within(&namespace))?;
+            (c.spec.sonarqube.clone()?, c.status.as_ref().and_then(|s| s.sonarqube.clone()), namespace)
+        }
+        ConfigurationKind::ClusterBitbucketConfiguration => {
+            let c = ctx.stores.cluster_configurations.get(&ObjectRef::new(&key.name))?;
+            (
+                c.spec.connection.sonarqube.clone()?,
+                c.status.as_ref().and_then(|s| s.sonarqube.clone()),
+                ctx.options.operator_namespace.clone(),
+            )
+        }
+    };
+    let name = block.configuration_ref.name.clone();
+    let sonarqube = ctx.stores.sonarqube_configurations.get(&ObjectRef::new(&name).within(&sonar_namespace));
+    Some(SonarQubeSide { block, record, configuration: format!("{sonar_namespace}/{name}"), sonarqube })
+}
