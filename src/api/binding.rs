@@ -85,7 +85,9 @@ pub struct ProjectBindingSpec {
     #[serde(default)]
     pub monorepo: bool,
 
-    /// The SonarQube projects that analyse the bound repositories, kept bound to them.
+    /// The SonarQube projects that analyse the bound repositories, kept bound to them when the
+    /// configuration has a SonarQube integration (its `spec.sonarqube`). Without one, only a
+    /// monorepo's report key is taken from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sonarqube: Option<SonarQubeProject>,
 

@@ -27,6 +27,7 @@ use super::{
     error::Error,
     events::listed,
     inventories::{Inventory, Listing, recorded},
+    projects,
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
     references::{Connected, cleanup_client, connect, reports_of},
 };
@@ -124,6 +125,8 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
     let departed: Vec<String> = resolved.departed.iter().map(|(_, slug)| slug.clone()).collect();
     let input = BindingInput { spec: &binding.spec, webhooks: &webhooks, managed: &managed, departed: &departed };
     let bound_ids: Vec<i64> = resolved.bound.iter().map(|r| r.id).collect();
+    let repositories: Vec<projects::Repository> =
+        resolved.bound.iter().map(|r| projects::Repository { slug: r.slug.clone(), name: r.name.clone() }).collect();
 
     let plan = match observe(&client, &input, resolved.bound).await {
         Ok(plan) => plan,
@@ -138,7 +141,7 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
         }
     };
     let outcomes = apply(&client, &plan).await;
-    let (notices, corrected) = announce(&outcomes);
+    let (mut notices, mut corrected) = announce(&outcomes);
 
     let tally = tally(&plan, &outcomes);
     // Repositories that left and kept the webhooks stay on the record, to be cleaned next round.
@@ -152,7 +155,24 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
     status.managed_webhooks = managed_after(&input, &plan, &outcomes).into_iter().collect();
 
     let (outcome, transient) = summarize(&plan, &outcomes, webhooks.len());
-    let next = transient.map_or(Next::Resync(interval), |error| Next::Retry(Error::Bitbucket(error)));
+
+    let sonar = projects::keep(ctx, binding, &repositories, &departed).await?;
+    status.sonarqube = sonar.status;
+    notices.extend(sonar.notices);
+    corrected += sonar.corrected;
+    // The Bitbucket side speaks first; the SonarQube side when Bitbucket is all as asked.
+    let waiting = sonar.outcome.as_ref().is_some_and(|o| o.phase == Phase::Reconciling);
+    let outcome = match sonar.outcome {
+        Some(sonar) if outcome.phase == Phase::Ready => sonar,
+        _ => outcome,
+    };
+    let next = match (transient, sonar.retry) {
+        (Some(error), _) => Next::Retry(Error::Bitbucket(error)),
+        (None, Some(error)) => Next::Retry(Error::SonarQube(error)),
+        // Waiting for the SonarQube side to be checked in this process: look again soon.
+        (None, None) if waiting => Next::Resync(ctx.options.wait_delay.max(std::time::Duration::from_secs(1))),
+        (None, None) => Next::Resync(interval),
+    };
     Ok(Round { status, outcome, next, notices, corrected })
 }
 
@@ -192,31 +212,49 @@ async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<Proje
         return Ok(Cleanup::Waiting(status, Outcome::reconciling(reasons::DELETING, message)));
     }
     let managed: BTreeSet<String> = status.managed_webhooks.iter().cloned().collect();
-    if managed.is_empty() {
+    // With spec.sonarqube removed, the SonarQube bindings are left as they are.
+    let sonar = status.sonarqube.clone().filter(|_| binding.spec.sonarqube.is_some());
+    if managed.is_empty() && sonar.is_none() {
         return Ok(Cleanup::Done(Vec::new()));
     }
-    let client = match cleanup_client(ctx, binding, "the binding's webhooks").await? {
+    let client = match cleanup_client(ctx, binding, "the binding's webhooks and SonarQube bindings").await? {
         Ok(client) => client,
         Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
     };
-    // The webhooks are looked for on what the record shows and on what the spec selects now.
+    // What was made is looked for on what the record shows and on what the spec selects now.
     let recorded = recorded(binding, &status.repository_ids);
     let slugs = match cleanup_slugs(&client, &binding.spec, &recorded).await {
         Ok(slugs) => slugs,
         Err(error) => {
             let outcome = Outcome::from_error(&error);
-            let message = format!("cannot list the repositories to remove the webhooks from: {}", outcome.message);
+            let message = format!("cannot list the repositories to clean up: {}", outcome.message);
             return Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }));
         }
     };
+    let mut notices = Vec::new();
+    if let Some(record) = &sonar {
+        match projects::release(ctx, binding, record, &slugs).await? {
+            Ok(released) => notices.extend(projects::released_notice(&released)),
+            Err(outcome) => {
+                let message = format!(
+                    "{}; or remove spec.sonarqube to leave the SonarQube bindings as they are",
+                    outcome.message
+                );
+                return Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }));
+            }
+        }
+    }
     match remove(&client, &binding.spec.project_key, &slugs, &managed).await {
-        Ok(0) => Ok(Cleanup::Done(Vec::new())),
-        Ok(removed) => Ok(Cleanup::Done(vec![Notice {
-            warning: false,
-            reason: "WebhooksRemoved",
-            action: "Delete",
-            note: format!("removed {removed} webhooks"),
-        }])),
+        Ok(0) => Ok(Cleanup::Done(notices)),
+        Ok(removed) => {
+            notices.push(Notice {
+                warning: false,
+                reason: "WebhooksRemoved",
+                action: "Delete",
+                note: format!("removed {removed} webhooks"),
+            });
+            Ok(Cleanup::Done(notices))
+        }
         Err((slug, error)) => {
             let outcome = Outcome::from_error(&error);
             let message = format!("cannot remove the webhooks of {slug}: {}", outcome.message);

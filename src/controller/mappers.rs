@@ -180,7 +180,10 @@ fn configuration_state(
     exists: bool,
 ) -> impl Hash {
     let ready = status.and_then(|s| find(&s.conditions, READY)).map(|c| (c.status.clone(), c.reason.clone()));
-    (generation, ready, epoch, allowed.map(<[String]>::to_vec), exists)
+    // Bindings bind SonarQube projects through the setting this records.
+    let setting =
+        status.and_then(|s| s.sonarqube.as_ref()).map(|s| (s.configuration.clone(), s.alm_setting_key.clone()));
+    (generation, ready, epoch, allowed.map(<[String]>::to_vec), exists, setting)
 }
 
 /// A configuration of either kind wakes the bindings that use it when what they depend on

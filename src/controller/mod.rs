@@ -16,6 +16,7 @@ mod integration;
 pub mod inventories;
 pub mod leader;
 mod mappers;
+mod projects;
 pub mod reconcile;
 pub mod references;
 mod report;

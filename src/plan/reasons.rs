@@ -90,3 +90,7 @@ pub const VALIDATION_FAILED: &str = "ValidationFailed";
 pub const SONARQUBE_NOT_READY: &str = "SonarQubeNotReady";
 /// Keeping the SonarQube side of a Bitbucket configuration failed; the message says how.
 pub const SONARQUBE_INTEGRATION_FAILED: &str = "SonarQubeIntegrationFailed";
+/// Another ProjectBinding, created first, binds a SonarQube project this one names.
+pub const PROJECT_CLAIMED: &str = "ProjectClaimed";
+/// A SonarQube project a binding names does not exist, and `sonarqube.createProjects` is off.
+pub const SONARQUBE_PROJECT_MISSING: &str = "SonarQubeProjectMissing";

@@ -21,6 +21,10 @@
 //!   says why it waits.
 //! - `scale`: ten thousand repositories in one binding: every object stays small, and the cold
 //!   round reads each repository once.
+//! - `sonarqube`: SonarQubeConfiguration's login proof, and the DevOps Platform setting a
+//!   Bitbucket configuration keeps in SonarQube.
+//! - `sonarqube_projects`: a binding's SonarQube projects: import, UI changes put back, claims,
+//!   Community Build, editions, deletion.
 //! - `hostile`: configurations of servers that answer oversized bodies, junk about themselves or
 //!   truncated JSON still get a condition and a small status without the junk.
 
@@ -36,4 +40,5 @@ mod resilience;
 mod restart;
 mod scale;
 mod sonarqube;
+mod sonarqube_projects;
 mod status_refusals;

@@ -85,6 +85,149 @@ pub fn removes_binding(desired: &DesiredBinding, observed: &ObservedProject) -> 
     matches!(observed, ObservedProject::Bound(binding) if is_ours(binding, desired))
 }
 
+/// What became of one repository's project in a round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProjectResult {
+    /// Bound as asked, nothing done.
+    InSync,
+    /// Bound this round; `created` when the project was created with it, `was` the binding it
+    /// replaced (a change made in SonarQube).
+    Bound {
+        /// The project was created.
+        created: bool,
+        /// The binding it had.
+        was: Option<Binding>,
+    },
+    /// The project does not exist and `createProjects` is off.
+    Missing,
+    /// Another ProjectBinding, created before this one, binds this project.
+    Claimed {
+        /// `namespace/name` of that binding.
+        by: String,
+    },
+    /// The repository has no valid project key (the message says why).
+    InvalidKey(String),
+    /// A call failed.
+    Failed(sonarqube::Error),
+}
+
+use crate::{
+    api::{
+        binding::SonarQubeBindingStatus,
+        coverage::{CheckState, RepositoryCheck, needing_attention},
+    },
+    plan::{reasons, status::Outcome},
+    sonarqube,
+};
+
+/// What one repository's result says in `needsAttention`, if anything.
+pub fn attention(slug: &str, project: &str, result: &ProjectResult) -> Option<RepositoryCheck> {
+    let (state, message) = match result {
+        ProjectResult::InSync | ProjectResult::Bound { .. } => return None,
+        ProjectResult::Missing => (
+            CheckState::Drifted,
+            format!("SonarQube has no project {project}: create it, or set sonarqube.createProjects: true"),
+        ),
+        ProjectResult::Claimed { by } => (
+            CheckState::Drifted,
+            format!(
+                "SonarQube project {project} is bound by ProjectBinding {by}, created first: change one of the keys"
+            ),
+        ),
+        ProjectResult::InvalidKey(why) => (CheckState::Failed, why.clone()),
+        ProjectResult::Failed(error) => (CheckState::Failed, format!("SonarQube project {project}: {error}")),
+    };
+    Some(RepositoryCheck { slug: slug.to_owned(), state, message: Some(message) })
+}
+
+/// One repository's result, with what it is about.
+#[derive(Clone, Debug)]
+pub struct RepositoryProject {
+    /// The repository slug.
+    pub slug: String,
+    /// Its project key, or the key the template gave (empty when none).
+    pub project: String,
+    /// What became of it.
+    pub result: ProjectResult,
+}
+
+/// The round's summary of the SonarQube side: the status record and, when it is not all as
+/// asked, the outcome to report and the error worth a retry.
+pub fn summarize(
+    results: &[RepositoryProject],
+    alm_setting_key: &str,
+    project_keys: &str,
+    created_before: i32,
+) -> (SonarQubeBindingStatus, Option<Outcome>, Option<sonarqube::Error>) {
+    let count = |f: &dyn Fn(&ProjectResult) -> bool| {
+        i32::try_from(results.iter().filter(|r| f(&r.result)).count()).unwrap_or(i32::MAX)
+    };
+    let created = count(&|r| matches!(r, ProjectResult::Bound { created: true, .. }));
+    let bound = count(&|r| matches!(r, ProjectResult::InSync | ProjectResult::Bound { .. }));
+    let failed = count(&|r| matches!(r, ProjectResult::Failed(_) | ProjectResult::InvalidKey(_)));
+    let mut sorted: Vec<&RepositoryProject> = results.iter().collect();
+    sorted.sort_by(|a, b| a.slug.cmp(&b.slug));
+    let (listed, omitted) = needing_attention(sorted.iter().filter_map(|r| attention(&r.slug, &r.project, &r.result)));
+    let status = SonarQubeBindingStatus {
+        alm_setting_key: Some(alm_setting_key.to_owned()),
+        project_keys: Some(project_keys.to_owned()),
+        project_count: count(&|r| !matches!(r, ProjectResult::InvalidKey(_))),
+        bound_count: bound,
+        created_count: created_before.saturating_add(created),
+        failed_count: failed,
+        needs_attention: listed,
+        needs_attention_omitted: omitted,
+    };
+    let first = |f: &dyn Fn(&ProjectResult) -> bool| sorted.iter().find(|r| f(&r.result)).copied();
+    let others = |n: i32| {
+        if n > 1 { format!(" (and {} more, see status.sonarqube.needsAttention)", n - 1) } else { String::new() }
+    };
+    // The transient failure first (it is retried), then what the user must resolve.
+    if let Some(r) = first(&|r| matches!(r, ProjectResult::Failed(e) if e.is_transient())) {
+        let ProjectResult::Failed(error) = &r.result else { return (status, None, None) };
+        let outcome = super::connection::outcome_of(error);
+        let message = format!("SonarQube project {} of {}: {}", r.project, r.slug, outcome.message);
+        return (status, Some(Outcome { message, ..outcome }), Some(error.clone()));
+    }
+    if let Some(r) = first(&|r| matches!(r, ProjectResult::Claimed { .. })) {
+        let ProjectResult::Claimed { by } = &r.result else { return (status, None, None) };
+        let n = count(&|r| matches!(r, ProjectResult::Claimed { .. }));
+        let message = format!(
+            "SonarQube project {} (repository {}) is bound by ProjectBinding {by}, created first; a project has one binding, so this one leaves it{}: give one of them another sonarqube key",
+            r.project,
+            r.slug,
+            others(n)
+        );
+        return (status, Some(Outcome::stalled(reasons::PROJECT_CLAIMED, message)), None);
+    }
+    if let Some(r) = first(&|r| matches!(r, ProjectResult::Failed(_) | ProjectResult::InvalidKey(_))) {
+        let outcome = match &r.result {
+            ProjectResult::Failed(error) => {
+                let outcome = super::connection::outcome_of(error);
+                let message =
+                    format!("SonarQube project {} of {}: {}{}", r.project, r.slug, outcome.message, others(failed));
+                Outcome { message, ..outcome }
+            }
+            ProjectResult::InvalidKey(why) => {
+                Outcome::stalled(reasons::INVALID_CONFIGURATION, format!("{why}{}", others(failed)))
+            }
+            _ => return (status, None, None),
+        };
+        return (status, Some(outcome), None);
+    }
+    if let Some(r) = first(&|r| matches!(r, ProjectResult::Missing)) {
+        let n = count(&|r| matches!(r, ProjectResult::Missing));
+        let message = format!(
+            "SonarQube has no project {} for repository {}{}: create it in SonarQube, or set sonarqube.createProjects: true",
+            r.project,
+            r.slug,
+            others(n)
+        );
+        return (status, Some(Outcome::stalled(reasons::SONARQUBE_PROJECT_MISSING, message)), None);
+    }
+    (status, None, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
