@@ -174,3 +174,72 @@ async fn a_monorepo_binding_on_an_edition_without_monorepo_stalls_with_the_editi
     env.shutdown().await;
     sonar.shutdown().await;
 }
+
+/// The SonarQube endpoints a binding's round calls (the configuration's and the
+/// SonarQubeConfiguration's own checks call others).
+const PROJECT_ENDPOINTS: [&str; 7] = [
+    "/api/alm_settings/get_binding",
+    "/api/alm_settings/set_bitbucket_binding",
+    "/api/projects/create",
+    "/api/components/show",
+    "/api/alm_integrations/set_pat",
+    "/api/v2/dop-translation/dop-settings",
+    "/api/v2/dop-translation/bound-projects",
+];
+
+/// The binding's SonarQube requests by endpoint, printed; returns (reads, writes).
+fn figures(title: &str, log: &[bitbucket_operator::simulator::RequestRecord]) -> (usize, usize) {
+    let mut counts = std::collections::BTreeMap::new();
+    for record in log.iter().filter(|r| PROJECT_ENDPOINTS.contains(&r.path.as_str())) {
+        *counts.entry(format!("{} {}", record.method, record.path)).or_insert(0_usize) += 1;
+    }
+    let writes: usize = counts.iter().filter(|(k, _)| !k.starts_with("GET")).map(|(_, n)| n).sum();
+    let reads: usize = counts.values().sum::<usize>() - writes;
+    eprintln!("{title}: {} SonarQube requests ({reads} reads, {writes} writes)", reads + writes);
+    for (endpoint, count) in &counts {
+        eprintln!("  {count:>4}  {endpoint}");
+    }
+    (reads, writes)
+}
+
+/// The SonarQube requests of a binding of N repositories with `createProjects`: its cold round
+/// (import) and a no-op resync, on Enterprise and on Community Build.
+/// `cargo test --test kube sonarqube_request_figures -- --nocapture` prints them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sonarqube_request_figures_of_an_import_and_a_no_op_resync() {
+    const N: usize = 30;
+    for (edition, version) in [("enterprise", "2026.3.1.123439"), ("community", "26.7.0.124771")] {
+        let mut env = Env::new(&crate::harness::many(N)).await;
+        env.options.max_resync = Some(Duration::from_secs(3));
+        let sonar = integrated(&mut env, edition, version).await;
+        env.patch::<bitbucket_operator::api::SonarQubeConfiguration>(
+            "sonarqube",
+            json!({"spec": {"rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}}),
+        )
+        .await;
+        sonar.simulator().clear_requests();
+        env.apply(
+            "apiVersion: bitbucket.integrations.dev/v1alpha1\nkind: ProjectBinding\nmetadata: {name: big}\nspec:\n  configurationRef: {name: bitbucket}\n  projectKey: BIG\n  repositories: {}\n  sonarqube: {projectKeyTemplate: \"big_{slug}\", createProjects: true}\n",
+        );
+        env.wait("projectbindings", "team-a", "big", "every project bound", |o| {
+            o["status"]["sonarqube"]["boundCount"] == json!(N)
+        })
+        .await;
+        let cold = sonar.simulator().requests();
+        sonar.simulator().clear_requests();
+        let (reads, writes) = figures(&format!("{edition}: cold round of a binding of {N} repositories"), &cold);
+        // One read of each project's binding, and for each at most a creation and a binding.
+        assert!(reads >= N && writes <= 2 * N + 1, "{reads} reads, {writes} writes");
+        assert_eq!(sonar.simulator().projects().len(), N, "a project was created twice or not at all");
+
+        // A resync with nothing changed writes nothing.
+        // 5 s: one resync at a 3 s interval (jittered by 10 %), never two.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let resync = sonar.simulator().requests();
+        let (reads, writes) = figures(&format!("{edition}: one no-op resync"), &resync);
+        assert_eq!(writes, 0, "a no-op resync wrote to SonarQube");
+        assert!(reads >= N, "no resync happened in 5 s at a 3 s interval");
+        env.shutdown().await;
+        sonar.shutdown().await;
+    }
+}
