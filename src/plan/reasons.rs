@@ -90,3 +90,8 @@ pub const VALIDATION_FAILED: &str = "ValidationFailed";
 pub const SONARQUBE_NOT_READY: &str = "SonarQubeNotReady";
 /// Keeping the SonarQube side of a Bitbucket configuration failed; the message says how.
 pub const SONARQUBE_INTEGRATION_FAILED: &str = "SonarQubeIntegrationFailed";
+/// A RequiredReport of SonarQube's report key whose SonarQube side proves that nothing will post
+/// the report (Community Build, a monorepo binding without monorepo support, or no DevOps
+/// Platform setting): the check is kept, and every pull request stays blocked until the report
+/// comes by other means.
+pub const REPORT_NEVER_POSTED: &str = "ReportNeverPosted";
