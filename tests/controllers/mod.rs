@@ -21,6 +21,8 @@
 //!   says why it waits.
 //! - `scale`: ten thousand repositories in one binding: every object stays small, and the cold
 //!   round reads each repository once.
+//! - `report_safety`: a SonarQube RequiredReport that SonarQube will never post (Community
+//!   Build, a monorepo binding without monorepo support) keeps its check and says so.
 //! - `hostile`: configurations of servers that answer oversized bodies, junk about themselves or
 //!   truncated JSON still get a condition and a small status without the junk.
 
@@ -32,6 +34,7 @@ mod figures;
 mod happy_path;
 mod hostile;
 mod references;
+mod report_safety;
 mod resilience;
 mod restart;
 mod scale;
