@@ -1,6 +1,8 @@
 //! Watches that follow references: a Secret change re-reconciles the configurations and
 //! bindings that read it; a configuration change (new generation, readiness or client), its
-//! bindings; a binding's deletion, its required reports. Changes that
+//! bindings; a binding's deletion, its required reports; a change of what proves SonarQube will
+//! post a report (a SonarQubeConfiguration's check, a configuration's SonarQube side), the
+//! required reports of the configuration's bindings. Changes that
 //! matter mark the dependents dirty, so their next reconcile talks to Bitbucket; the operator's
 //! own status writes do not. A binding's round wakes its reports itself (`inventories`).
 
@@ -19,16 +21,17 @@ use kube::{
 use crate::{
     api::{
         BitbucketConfiguration, ClusterBitbucketConfiguration, ConfigurationStatus, ProjectBinding, RequiredReport,
-        conditions::{READY, find},
+        conditions::{READY, STALLED, find},
     },
     plan::connection::referenced_secrets,
 };
 
 use super::{
     clients::Clients,
+    clients::ConfigurationKey,
     configuration::ConfigurationObject,
     context::{Memo, key_of},
-    references::uses,
+    references::{configuration_key, uses},
     stores::Stores,
 };
 
@@ -38,11 +41,23 @@ struct Seen(Mutex<HashMap<String, u64>>);
 
 impl Seen {
     fn changed(&self, key: String, value: impl Hash) -> bool {
+        let (before, now) = self.swap(key, value);
+        before != Some(now)
+    }
+
+    /// Whether it changed since it was first seen: the first sighting (the start of the watch, or
+    /// a new object) is no change.
+    fn moved(&self, key: String, value: impl Hash) -> bool {
+        let (before, now) = self.swap(key, value);
+        before.is_some_and(|before| before != now)
+    }
+
+    fn swap(&self, key: String, value: impl Hash) -> (Option<u64>, u64) {
         let mut hasher = DefaultHasher::new();
         value.hash(&mut hasher);
         let fingerprint = hasher.finish();
         let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.insert(key, fingerprint) != Some(fingerprint)
+        (seen.insert(key, fingerprint), fingerprint)
     }
 }
 
@@ -267,5 +282,104 @@ pub fn binding_to_deleting_configuration<K: ConfigurationObject>(
         }
         let reference = K::reference(&reference.name, &binding.namespace().unwrap_or_default());
         store.get(&reference).filter(|c| c.meta().deletion_timestamp.is_some()).map(|_| reference)
+    }
+}
+
+/// The reports whose binding uses a configuration `uses_configuration` picks, each marked dirty.
+fn reports_through(
+    stores: &Stores,
+    memo: &Memo,
+    uses_configuration: impl Fn(&ConfigurationKey) -> bool,
+) -> Vec<ObjectRef<RequiredReport>> {
+    let bindings = stores.bindings.clone();
+    dependents(&stores.reports, memo, |r| {
+        let reference = ObjectRef::new(&r.spec.binding_ref.name).within(&r.namespace().unwrap_or_default());
+        bindings.get(&reference).is_some_and(|b| uses_configuration(&configuration_key(&b)))
+    })
+}
+
+/// A SonarQubeConfiguration whose check says something new (readiness, capabilities, the
+/// generation it is about) wakes the reports of every binding whose configuration names it: that
+/// check is what tells whether SonarQube posts their report. Not at the first sighting: a
+/// report's first round reads it anyway.
+pub fn sonarqube_to_reports(
+    stores: &Stores,
+    memo: &Arc<Memo>,
+    operator_namespace: String,
+) -> impl Fn(Arc<crate::api::SonarQubeConfiguration>) -> Vec<ObjectRef<RequiredReport>> + Send + Sync + 'static {
+    let stores = stores.clone();
+    let memo = memo.clone();
+    let seen = Seen::default();
+    move |sonar| {
+        let own = stores.sonarqube_configurations.get(&ObjectRef::from_obj(sonar.as_ref()));
+        let status = sonar.status.as_ref();
+        let ready = status.and_then(|s| find(&s.conditions, READY)).map(|c| (c.status.clone(), c.reason.clone()));
+        let state = (
+            status.is_some_and(|s| s.observed_generation == sonar.metadata.generation),
+            ready,
+            status.map(|s| s.capabilities.clone()),
+            own.is_some(),
+        );
+        if !seen.moved(key_of(sonar.as_ref()), state) {
+            return Vec::new();
+        }
+        let namespace = sonar.namespace().unwrap_or_default();
+        let name = sonar.name_any();
+        let names_it = |block: Option<&crate::api::sonarqube::SonarQubeIntegration>| {
+            block.is_some_and(|b| b.configuration_ref.name == name)
+        };
+        reports_through(&stores, &memo, |key| match &key.namespace {
+            Some(ns) => {
+                *ns == namespace
+                    && stores
+                        .configurations
+                        .get(&ObjectRef::new(&key.name).within(ns))
+                        .is_some_and(|c| names_it(c.spec.sonarqube.as_ref()))
+            }
+            None => {
+                namespace == operator_namespace
+                    && stores
+                        .cluster_configurations
+                        .get(&ObjectRef::new(&key.name))
+                        .is_some_and(|c| names_it(c.spec.connection.sonarqube.as_ref()))
+            }
+        })
+    }
+}
+
+/// A configuration (of either kind) whose SonarQube side changed (the block's reference, whether
+/// a setting is recorded, its conditions and whether they are current) wakes the reports of its bindings. Its bindings are woken
+/// by [`configuration_to_bindings`], but their rounds wake the reports only when the repositories
+/// change. Not at the first sighting: a report's first round reads it anyway.
+pub fn configuration_to_reports<K>(
+    stores: &Stores,
+    memo: &Arc<Memo>,
+) -> impl Fn(Arc<K>) -> Vec<ObjectRef<RequiredReport>> + Send + Sync + 'static
+where
+    K: ConfigurationObject,
+{
+    let stores = stores.clone();
+    let memo = memo.clone();
+    let seen = Seen::default();
+    move |configuration| {
+        let status = kube::core::object::HasStatus::status(configuration.as_ref());
+        let condition =
+            |type_: &str| status.and_then(|s| find(&s.conditions, type_)).map(|c| (c.status.clone(), c.reason.clone()));
+        let current = status.is_some_and(|s| s.observed_generation == configuration.meta().generation);
+        // Nothing at all without a `sonarqube` block: its reports have no SonarQube side.
+        let state = configuration.connection().sonarqube.as_ref().map(|b| {
+            (
+                b.configuration_ref.name.clone(),
+                status.is_some_and(|s| s.sonarqube.is_some()),
+                condition(READY),
+                condition(STALLED),
+                current,
+            )
+        });
+        if !seen.moved(key_of(configuration.as_ref()), state) {
+            return Vec::new();
+        }
+        let key = super::configuration::key(configuration.as_ref());
+        reports_through(&stores, &memo, |k| *k == key)
     }
 }

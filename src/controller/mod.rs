@@ -242,6 +242,18 @@ async fn run_term(
     });
     let reports = Controller::for_shared_stream(report_watch.owned(), stores.reports.clone())
         .watches_shared_stream(binding_watch.followed(), mappers::binding_to_reports(&stores, &memo))
+        .watches_shared_stream(
+            configuration_watch.followed(),
+            mappers::configuration_to_reports::<BitbucketConfiguration>(&stores, &memo),
+        )
+        .watches_shared_stream(
+            cluster_configuration_watch.followed(),
+            mappers::configuration_to_reports::<ClusterBitbucketConfiguration>(&stores, &memo),
+        )
+        .watches_shared_stream(
+            sonarqube_watch.followed(),
+            mappers::sonarqube_to_reports(&stores, &memo, options.operator_namespace.clone()),
+        )
         .reconcile_on(woken);
     let mut secret_runs: Vec<_> =
         secret_watches.into_iter().map(|(api, watch)| watch.run(api, credential_secrets.clone()).boxed()).collect();

@@ -187,6 +187,10 @@ pub struct SonarQubeSide {
     pub block: crate::api::sonarqube::SonarQubeIntegration,
     /// The configuration's `status.sonarqube`: the setting as last kept, absent until it exists.
     pub record: Option<crate::api::sonarqube::SonarQubeIntegrationStatus>,
+    /// The configuration's conditions.
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    /// Whether those conditions are about the configuration's current generation.
+    pub current: bool,
     /// `namespace/name` of the SonarQubeConfiguration the block names.
     pub configuration: String,
     /// That SonarQubeConfiguration, if it exists.
@@ -198,21 +202,32 @@ pub struct SonarQubeSide {
 pub fn sonarqube_side(ctx: &Context, binding: &ProjectBinding) -> Option<SonarQubeSide> {
     let key = configuration_key(binding);
     let namespace = binding.namespace().unwrap_or_default();
-    let (block, record, sonar_namespace) = match key.kind {
+    let (block, status, generation, sonar_namespace) = match key.kind {
         ConfigurationKind::BitbucketConfiguration => {
             let c = ctx.stores.configurations.get(&ObjectRef::new(&key.name).within(&namespace))?;
-            (c.spec.sonarqube.clone()?, c.status.as_ref().and_then(|s| s.sonarqube.clone()), namespace)
+            (c.spec.sonarqube.clone()?, c.status.clone(), c.metadata.generation, namespace)
         }
         ConfigurationKind::ClusterBitbucketConfiguration => {
             let c = ctx.stores.cluster_configurations.get(&ObjectRef::new(&key.name))?;
             (
                 c.spec.connection.sonarqube.clone()?,
-                c.status.as_ref().and_then(|s| s.sonarqube.clone()),
+                c.status.clone(),
+                c.metadata.generation,
                 ctx.options.operator_namespace.clone(),
             )
         }
     };
+    let current =
+        status.as_ref().is_some_and(|s| s.observed_generation.is_some() && s.observed_generation == generation);
+    let (record, conditions) = status.map(|s| (s.sonarqube, s.conditions)).unwrap_or_default();
     let name = block.configuration_ref.name.clone();
     let sonarqube = ctx.stores.sonarqube_configurations.get(&ObjectRef::new(&name).within(&sonar_namespace));
-    Some(SonarQubeSide { block, record, configuration: format!("{sonar_namespace}/{name}"), sonarqube })
+    Some(SonarQubeSide {
+        block,
+        record,
+        conditions,
+        current,
+        configuration: format!("{sonar_namespace}/{name}"),
+        sonarqube,
+    })
 }

@@ -1,15 +1,19 @@
 //! RequiredReport: the merge check on every repository of its binding. `Manage` makes each
 //! check match (reading first, writing only what differs); `Observe` reports drift and changes
-//! nothing. Deletion removes the checks unless `deletionPolicy: Orphan`.
+//! nothing. Deletion removes the checks unless `deletionPolicy: Orphan`. A report of SonarQube's
+//! key that SonarQube will never post (as its binding's configuration's SonarQube side proves)
+//! keeps its check but is not Ready: every pull request stays blocked.
 
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
 };
 
+use kube::ResourceExt;
+
 use crate::{
     api::{
-        RequiredReport, RequiredReportStatus,
+        ProjectBinding, RequiredReport, RequiredReportStatus,
         coverage::{CheckState, RepositoryCheck, RepositoryIds, needing_attention},
         required_report::ManagementPolicy,
     },
@@ -20,6 +24,7 @@ use crate::{
         reasons,
         report::{ReportInput, ReportSummary, removes_checks, summarize},
         selection::departed,
+        sonarqube::reports::{SonarQubeView, never_posted},
         status::{Outcome, Phase, is_gone},
     },
     sync::report::{apply, observe, remove},
@@ -31,7 +36,10 @@ use super::{
     events::listed,
     inventories::{Inventory, Listing, recorded},
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
-    references::{Connected, UNRESOLVED_RECHECK, binding_of, cleanup_client, connect, recheck_after},
+    references::{
+        Connected, UNRESOLVED_RECHECK, binding_of, cleanup_client, configuration_key, connect, recheck_after,
+        sonarqube_side,
+    },
 };
 
 impl Kind for RequiredReport {
@@ -162,8 +170,40 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
     let notices = announce(&key, &summary);
     let corrected = summary.corrected.len();
     record(&mut status, &summary, &listing, &departed);
+    // The check is kept as the spec asks even when nothing will post the report; a report that
+    // is otherwise in sync says so instead (its failures come first: they need fixing anyway).
+    let outcome = match summary.outcome.phase {
+        Phase::Ready => unposted(ctx, &binding, &key, listing.bound.len()).unwrap_or(summary.outcome),
+        _ => summary.outcome,
+    };
     let next = summary.transient.map_or(Next::Resync(interval), |error| Next::Retry(Error::Bitbucket(error)));
-    Ok(Round { status, outcome: summary.outcome, next, notices, corrected })
+    Ok(Round { status, outcome, next, notices, corrected })
+}
+
+/// Why SonarQube will never post the report, as the SonarQube side of the binding's
+/// configuration shows it (see [`never_posted`]); `None` when there is no such side or nothing
+/// is proven.
+fn unposted(ctx: &Context, binding: &ProjectBinding, key: &str, bound: usize) -> Option<Outcome> {
+    // A store that has not finished its first list proves nothing.
+    if !ctx.stores.is_synced() {
+        return None;
+    }
+    let side = sonarqube_side(ctx, binding)?;
+    let name = format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any());
+    let configuration = configuration_key(binding).to_string();
+    let state = side.sonarqube.as_ref().and_then(|s| s.status.as_ref().map(|status| (status, s.metadata.generation)));
+    never_posted(&SonarQubeView {
+        report_key: key,
+        binding: &name,
+        monorepo: binding.spec.monorepo,
+        bound,
+        configuration: &configuration,
+        configuration_conditions: &side.conditions,
+        configuration_current: side.current,
+        recorded: side.record.is_some(),
+        sonarqube: &side.configuration,
+        sonarqube_state: state,
+    })
 }
 
 /// Counts, the repositories that need attention and the records, from a round's summary: the

@@ -94,3 +94,8 @@ pub const SONARQUBE_INTEGRATION_FAILED: &str = "SonarQubeIntegrationFailed";
 pub const PROJECT_CLAIMED: &str = "ProjectClaimed";
 /// A SonarQube project a binding names does not exist, and `sonarqube.createProjects` is off.
 pub const SONARQUBE_PROJECT_MISSING: &str = "SonarQubeProjectMissing";
+/// A RequiredReport of SonarQube's report key whose SonarQube side proves that nothing will post
+/// the report (Community Build, a monorepo binding without monorepo support, or no DevOps
+/// Platform setting): the check is kept, and every pull request stays blocked until the report
+/// comes by other means.
+pub const REPORT_NEVER_POSTED: &str = "ReportNeverPosted";

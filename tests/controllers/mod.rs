@@ -25,6 +25,8 @@
 //!   Bitbucket configuration keeps in SonarQube.
 //! - `sonarqube_projects`: a binding's SonarQube projects: import, UI changes put back, claims,
 //!   Community Build, editions, deletion.
+//! - `report_safety`: a SonarQube RequiredReport that SonarQube will never post (Community
+//!   Build, a monorepo binding without monorepo support) keeps its check and says so.
 //! - `hostile`: configurations of servers that answer oversized bodies, junk about themselves or
 //!   truncated JSON still get a condition and a small status without the junk.
 
@@ -36,6 +38,7 @@ mod figures;
 mod happy_path;
 mod hostile;
 mod references;
+mod report_safety;
 mod resilience;
 mod restart;
 mod scale;

@@ -8,16 +8,16 @@ use serde_json::json;
 
 use crate::harness::{BINDING, CONFIGURATION, Env, OPERATOR_TOKEN, SEED, message};
 
-pub(crate) const TOKEN: &str = "squ_operator-token";
+pub(super) const TOKEN: &str = "squ_operator-token";
 
-pub(crate) fn seed(edition: &str, version: &str) -> SonarSeed {
+pub(super) fn seed(edition: &str, version: &str) -> SonarSeed {
     SonarSeed::from_yaml(&format!(
         "edition: {edition}\nversion: \"{version}\"\nusers:\n  - login: svc-operator\n    name: Bitbucket operator\n    admin: true\n    createProjects: true\n    tokens:\n      - token: {TOKEN}\n  - login: analyst\n    name: Analyst\n    tokens:\n      - token: squ_no-admin\n"
     ))
     .expect("seed")
 }
 
-pub(crate) async fn sonarqube(edition: &str, version: &str) -> RunningSonarQube {
+pub(super) async fn sonarqube(edition: &str, version: &str) -> RunningSonarQube {
     SonarQubeSimulator::new(seed(edition, version))
         .expect("simulator")
         .serve("127.0.0.1:0".parse().expect("address"))
@@ -25,7 +25,7 @@ pub(crate) async fn sonarqube(edition: &str, version: &str) -> RunningSonarQube 
         .expect("serve")
 }
 
-pub(crate) fn manifests(url: &str, token: &str, labelled: bool) -> String {
+pub(super) fn manifests(url: &str, token: &str, labelled: bool) -> String {
     let label = if labelled { "  labels: {bitbucket.integrations.dev/credential: \"true\"}\n" } else { "" };
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sonarqube-token\n{label}stringData:\n  token: {token}\n---\napiVersion: bitbucket.integrations.dev/v1alpha1\nkind: SonarQubeConfiguration\nmetadata:\n  name: sonarqube\nspec:\n  url: {url}\n  allowInsecureHttp: true\n  auth:\n    token:\n      secretRef: {{name: sonarqube-token}}\n"
@@ -114,7 +114,7 @@ async fn a_secret_without_the_credential_label_is_never_sent() {
 
 /// The Bitbucket configuration with a `sonarqube` block, and the Secret of the token SonarQube
 /// keeps (here the operator's own Bitbucket token, which the Bitbucket simulator knows).
-pub(crate) fn integrated_configuration(key: Option<&str>) -> String {
+pub(super) fn integrated_configuration(key: Option<&str>) -> String {
     let key = key.map(|k| format!("\n    almSettingKey: {k}")).unwrap_or_default();
     format!(
         "{CONFIGURATION}  sonarqube:\n    configurationRef: {{name: sonarqube}}\n    tokenSecretRef: {{name: sonarqube-bitbucket-token}}{key}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: sonarqube-bitbucket-token\n  labels: {{bitbucket.integrations.dev/credential: \"true\"}}\nstringData: {{token: {OPERATOR_TOKEN}}}\n"

@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod claims;
 pub mod connection;
 pub mod keys;
+pub mod reports;
 pub mod setting;
 
 use super::reasons;
