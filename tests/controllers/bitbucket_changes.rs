@@ -86,7 +86,13 @@ async fn a_repository_added_to_a_selected_project_is_bound_and_checked_on_the_ne
     // Bound at the first listing after it appeared, and checked right after.
     assert_eq!(env.requests_to(&format!("GET {REPOSITORIES}")), 1);
     assert_eq!(report["status"]["repositoryCount"], 4);
-    let binding = env.wait_ready("projectbindings", "big", "True", "Bound").await;
+    // The report works from the binding's listing, published before the binding's own status
+    // is written: wait for that status, not for the Ready it had already.
+    let binding = env
+        .wait("projectbindings", "team-a", "big", "the new repository recorded", |o| {
+            crate::harness::reason(o) == "Bound" && o["status"]["repositoryCount"] == 4
+        })
+        .await;
     assert!(recorded_slugs(&env, &binding, "BIG").contains(&"repo-new".to_owned()));
     assert_eq!(binding["status"]["repositoryCount"], 4);
     assert!(env.bitbucket().merge_check("BIG", "repo-new", SONAR).expect("repository").is_some());
