@@ -399,9 +399,17 @@ async fn a_stalled_sonarqube_configuration_is_named_with_its_reason_until_it_is_
     env.start_operator();
     env.apply(&manifests(&sonar.base_url(), "squ_unknown", true));
     env.apply(&integrated_configuration(None));
-    let object = env.wait_ready("bitbucketconfigurations", "bitbucket", "False", "SonarQubeNotReady").await;
+    // Once the SonarQubeConfiguration has its own verdict, this one carries it.
+    let object = env
+        .wait("bitbucketconfigurations", "team-a", "bitbucket", "the SonarQubeConfiguration's reason", |o| {
+            reason(o) == "SonarQubeNotReady" && message(o).contains("BadCredentials")
+        })
+        .await;
     let text = message(&object);
-    assert!(text.contains("team-a/sonarqube") && text.contains("BadCredentials"), "{text}");
+    assert!(
+        text.contains("SonarQubeConfiguration team-a/sonarqube is not Ready") && text.contains("fix it there"),
+        "{text}"
+    );
     assert!(is_true(&object, "Stalled"), "a SonarQubeConfiguration that needs a fix is not waited for: {object:#}");
     env.patch::<Secret>("sonarqube-token", json!({"stringData": {"token": TOKEN}})).await;
     env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the setting kept once SonarQube is Ready", |o| {
@@ -431,4 +439,45 @@ async fn a_round_that_stops_short_of_sonarqube_keeps_the_record_so_deletion_stil
     assert!(setting(&sonar, "bitbucket").is_none(), "the setting outlived its configuration");
     env.shutdown().await;
     sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_to_another_sonarqube_leaves_the_first_setting_and_starts_afresh() {
+    let (first, second) =
+        (sonarqube("enterprise", "2026.3.1.123439").await, sonarqube("developer", "10.7.0.96327").await);
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    integrated(&env, &first, "bitbucket").await;
+    env.apply(&format!(
+        "apiVersion: bitbucket.integrations.dev/v1alpha1\nkind: SonarQubeConfiguration\nmetadata:\n  name: sonarqube-b\nspec:\n  url: {}\n  allowInsecureHttp: true\n  auth:\n    token:\n      secretRef: {{name: sonarqube-token}}\n",
+        second.base_url()
+    ));
+    env.wait_ready("sonarqubeconfigurations", "sonarqube-b", "True", "Connected").await;
+    env.patch::<BitbucketConfiguration>(
+        "bitbucket",
+        json!({"spec": {"sonarqube": {"configurationRef": {"name": "sonarqube-b"}}}}),
+    )
+    .await;
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the record in the second SonarQube", |o| {
+        o["status"]["sonarqube"]["configuration"] == "team-a/sonarqube-b" && reason(o) == "Connected"
+    })
+    .await;
+    assert_eq!(second.simulator().alm_setting_pat("bitbucket").as_deref(), Some(OPERATOR_TOKEN));
+    assert!(first.simulator().alm_setting_pat("bitbucket").is_some(), "the first SonarQube's setting was removed");
+    // Not a setting "deleted in SonarQube": a new one where none was.
+    assert!(!env.has_event("BitbucketConfiguration", "bitbucket", "SonarQubeSettingRecreated"));
+    env.eventually("the Event about the setting left behind", || {
+        env.has_event("BitbucketConfiguration", "bitbucket", "SonarQubeSettingReleased")
+    })
+    .await;
+    let notes = env.event_notes("BitbucketConfiguration", "bitbucket", "SonarQubeSettingReleased");
+    assert!(notes.iter().any(|n| n.contains("team-a/sonarqube ") && n.contains("configurationRef")), "{notes:?}");
+    // Deletion removes only the setting the record names.
+    env.delete::<BitbucketConfiguration>("bitbucket").await;
+    env.wait_gone("bitbucketconfigurations", "bitbucket").await;
+    assert!(second.simulator().alm_setting_pat("bitbucket").is_none(), "the kept setting outlived its configuration");
+    assert!(first.simulator().alm_setting_pat("bitbucket").is_some(), "the released setting was removed");
+    env.shutdown().await;
+    first.shutdown().await;
+    second.shutdown().await;
 }
