@@ -86,7 +86,9 @@ pub struct BitbucketConfigurationSpec {
     pub request_timeout: Duration,
 
     /// Keep SonarQube's integration with this Bitbucket (its "Bitbucket configuration record",
-    /// a DevOps Platform setting) in the named `SonarQubeConfiguration`'s SonarQube.
+    /// a DevOps Platform setting) in the named `SonarQubeConfiguration`'s SonarQube. Removing
+    /// the block stops keeping the setting and leaves it in SonarQube with its project bindings
+    /// (deleting this resource later does not touch it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sonarqube: Option<super::sonarqube::SonarQubeIntegration>,
 }

@@ -201,7 +201,8 @@ pub struct SonarQubeIntegration {
 
     /// What happens to the setting when this resource is deleted. `Delete` (the default)
     /// removes it, and SonarQube then drops every project binding to it (the projects and their
-    /// analyses stay); `Orphan` leaves it.
+    /// analyses stay); `Orphan` leaves it. It applies only while the block is there: removing
+    /// the block first leaves the setting.
     #[serde(default)]
     pub deletion_policy: super::required_report::DeletionPolicy,
 }

@@ -95,7 +95,11 @@ impl<K: ConfigurationObject> Kind for K {
         EventRule { action: "CheckConnection", phases: &[Phase::Ready, Phase::Reconciling, Phase::Stalled] };
 
     async fn round(ctx: &Context, object: &Self) -> Result<Round<ConfigurationStatus>, Error> {
-        check(ctx, object).await
+        let mut round = check(ctx, object).await?;
+        // A removed `sonarqube` block takes its record with it (the status is made afresh): said
+        // once, whatever the round came to.
+        round.notices.extend(super::integration::released_notices(object, object.status()));
+        Ok(round)
     }
 
     async fn cleanup(ctx: &Context, object: &Self) -> Result<Cleanup<ConfigurationStatus>, Error> {
@@ -120,7 +124,11 @@ pub fn key<K: ConfigurationObject>(object: &K) -> ConfigurationKey {
 async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Round<ConfigurationStatus>, Error> {
     let (spec, previous, key) = (object.connection(), object.status(), &key(object));
     let interval = resync_interval(&ctx.options, spec);
-    let status = ConfigurationStatus { observed_generation: object.meta().generation, ..Default::default() };
+    let status = ConfigurationStatus {
+        observed_generation: object.meta().generation,
+        sonarqube: super::integration::carried(object, previous),
+        ..Default::default()
+    };
     let stalled = |outcome: Outcome| {
         ctx.clients.forget(key);
         Ok(Round::finished(status.clone(), outcome, interval))
@@ -214,23 +222,19 @@ async fn check<K: ConfigurationObject>(ctx: &Context, object: &K) -> Result<Roun
         (None, None) => (Outcome::reconciling(reasons::PROGRESSING, "checking the connection"), Next::Resync(interval)),
     };
     let (mut outcome, mut next, mut notices) = (outcome, next, Vec::new());
-    if spec.sonarqube.is_some() {
-        if outcome.phase == Phase::Ready {
-            let integrated = super::integration::integrate(ctx, object, previous, interval).await?;
-            status.sonarqube = integrated.status;
-            notices = integrated.notices;
-            if let Some((failure, error)) = integrated.failure {
-                // A SonarQubeConfiguration that is not Ready yet is looked at again soon.
-                let soon = interval.min(Duration::from_secs(30));
-                next = match error {
-                    Some(error) => Next::Retry(Error::SonarQube(error)),
-                    None if failure.phase == Phase::Reconciling => Next::Resync(soon),
-                    None => Next::Resync(interval),
-                };
-                outcome = failure;
-            }
-        } else {
-            status.sonarqube = previous.and_then(|p| p.sonarqube.clone());
+    if spec.sonarqube.is_some() && outcome.phase == Phase::Ready {
+        let integrated = super::integration::integrate(ctx, object, previous, interval).await?;
+        status.sonarqube = integrated.status;
+        notices = integrated.notices;
+        if let Some((failure, error)) = integrated.failure {
+            // A SonarQubeConfiguration that is not Ready yet is looked at again soon.
+            let soon = interval.min(Duration::from_secs(30));
+            next = match error {
+                Some(error) => Next::Retry(Error::SonarQube(error)),
+                None if failure.phase == Phase::Reconciling => Next::Resync(soon),
+                None => Next::Resync(interval),
+            };
+            outcome = failure;
         }
     }
     keep_recent_check_time(&mut status, previous, &outcome, interval);

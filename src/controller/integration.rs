@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
 use crate::{
     api::{
         ConfigurationStatus, SonarQubeConfiguration,
-        conditions::{READY, find},
+        conditions::{READY, STALLED, find},
         configuration::SecretVersion,
         sonarqube::SonarQubeIntegrationStatus,
     },
@@ -45,29 +45,49 @@ pub(super) async fn integrate<K: ConfigurationObject>(
     previous: Option<&ConfigurationStatus>,
     interval: Duration,
 ) -> Result<Integrated, Error> {
-    let recorded_status = previous.and_then(|p| p.sonarqube.clone());
-    let failed = |outcome: Outcome, error: Option<sonarqube::Error>| Integrated {
-        status: recorded_status.clone(),
-        failure: Some((outcome, error)),
-        notices: Vec::new(),
-    };
     let Some(block) = &object.connection().sonarqube else {
         return Ok(Integrated { status: None, failure: None, notices: Vec::new() });
     };
     let namespace = object.secrets_namespace(ctx);
     let name = &block.configuration_ref.name;
-    let shown = format!("SonarQubeConfiguration {namespace}/{name}");
+    let configuration = format!("{namespace}/{name}");
+    // A record made in another SonarQube (configurationRef changed) says nothing about this
+    // one: that setting is left where it is, with an Event, and this one starts afresh.
+    let (recorded_status, moved) = match previous.and_then(|p| p.sonarqube.clone()) {
+        Some(r) if r.configuration != configuration => (None, released(&r, true)),
+        other => (other, Vec::new()),
+    };
+    let failed = |outcome: Outcome, error: Option<sonarqube::Error>| Integrated {
+        status: recorded_status.clone(),
+        failure: Some((outcome, error)),
+        notices: moved.clone(),
+    };
+    let shown = format!("SonarQubeConfiguration {configuration}");
     let Some(sonar) =
         ctx.stores.sonarqube_configurations.get(&ObjectRef::<SonarQubeConfiguration>::new(name).within(&namespace))
     else {
         let message = format!("{shown} does not exist; create it or fix spec.sonarqube.configurationRef");
         return Ok(failed(Outcome::stalled(reasons::SONARQUBE_NOT_READY, message), None));
     };
-    let ready = sonar.status.as_ref().and_then(|s| find(&s.conditions, READY)).filter(|c| c.status == "True");
-    let client = ctx.sonarqube.current(&format!("{namespace}/{name}"));
-    let (Some(_), Some(client)) = (ready, client) else {
-        let message = format!("waiting for {shown} to be Ready (see its condition)");
-        return Ok(failed(Outcome::reconciling(reasons::SONARQUBE_NOT_READY, message), None));
+    let conditions = sonar.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let ready = find(conditions, READY);
+    let client = ctx.sonarqube.current(&configuration);
+    let (Some(_), Some(client)) = (ready.filter(|c| c.status == "True"), client) else {
+        // Its own condition says what is wrong there; a stalled one waits for a change to it
+        // (which starts a round here) rather than being polled.
+        let stalled = find(conditions, STALLED).is_some_and(|c| c.status == "True");
+        let Some(condition) = ready.filter(|c| c.status == "False") else {
+            let message = format!("waiting for {shown} to be Ready");
+            return Ok(failed(Outcome::reconciling(reasons::SONARQUBE_NOT_READY, message), None));
+        };
+        let message = format!(
+            "{shown} is not Ready ({}: {}); {}",
+            condition.reason,
+            condition.message,
+            if stalled { "fix it there, this configuration follows" } else { "waiting for it" }
+        );
+        let outcome = if stalled { Outcome::stalled } else { Outcome::reconciling };
+        return Ok(failed(outcome(reasons::SONARQUBE_NOT_READY, message), None));
     };
     // The token SonarQube keeps, with the operator's consent rule.
     let reference = &block.token_secret_ref;
@@ -106,18 +126,27 @@ pub(super) async fn integrate<K: ConfigurationObject>(
         let age = k8s_openapi::jiff::Timestamp::now().duration_since(at.0);
         !age.is_positive() || age.unsigned_abs() >= interval
     });
+    let record = |bound_projects: Option<u64>, last_validated_time| SonarQubeIntegrationStatus {
+        configuration: configuration.clone(),
+        alm_setting_key: key.clone(),
+        url: url.clone(),
+        token_secret: Some(version.clone()),
+        bound_projects: bound_projects.and_then(|n| i64::try_from(n).ok()),
+        last_validated_time,
+    };
+    let mut notices = moved.clone();
     match keep_setting(&client, &desired, &token, recorded.as_ref(), due).await {
         Ok(kept) => {
-            let notices = notices_for(&kept.action, &key);
-            let status = SonarQubeIntegrationStatus {
-                configuration: format!("{namespace}/{name}"),
-                alm_setting_key: key,
-                url,
-                token_secret: Some(version),
-                bound_projects: kept.bound_projects.and_then(|n| i64::try_from(n).ok()),
-                last_validated_time: if kept.validated { Some(status::now()) } else { validated_at },
-            };
-            Ok(Integrated { status: Some(status), failure: None, notices })
+            notices.extend(notices_for(&kept.action, &key));
+            let validated = if kept.validated { Some(status::now()) } else { validated_at };
+            Ok(Integrated { status: Some(record(kept.bound_projects, validated)), failure: None, notices })
+        }
+        // The write is done: recorded, so that a later round does not push the same token again
+        // but validates again (no validation time), and a new Secret version is pushed.
+        Err(SettingFailure::Unvalidated { action, error }) => {
+            notices.extend(notices_for(&action, &key));
+            let (outcome, error) = failure_of(error, reference, &namespace, &url);
+            Ok(Integrated { status: Some(record(None, None)), failure: Some((outcome, error)), notices })
         }
         Err(SettingFailure::Refused(SettingAction::KeyTaken { alm })) => {
             let message = format!(
@@ -137,20 +166,76 @@ pub(super) async fn integrate<K: ConfigurationObject>(
             Ok(failed(Outcome::stalled(reasons::ALM_SETTING_KEY_TAKEN, message), None))
         }
         Err(SettingFailure::Failed(error)) => {
-            let reason = match &error {
-                sonarqube::Error::EditionLimit { .. } => reasons::EDITION_LIMIT,
-                sonarqube::Error::KeyTaken { .. } => reasons::ALM_SETTING_KEY_TAKEN,
-                sonarqube::Error::ValidationFailed { .. } => reasons::VALIDATION_FAILED,
-                _ => reasons::SONARQUBE_INTEGRATION_FAILED,
-            };
-            let message = error.to_string();
-            if error.is_transient() {
-                Ok(failed(Outcome::reconciling(reason, message), Some(error)))
-            } else {
-                Ok(failed(Outcome::stalled(reason, message), None))
-            }
+            let (outcome, error) = failure_of(error, reference, &namespace, &url);
+            Ok(failed(outcome, error))
         }
     }
+}
+
+/// The condition of a failed SonarQube call, with the error when it is worth a retry. A failed
+/// validation says which Secret and URL SonarQube was given, since those are what to fix.
+fn failure_of(
+    error: sonarqube::Error,
+    token: &crate::api::refs::TokenSecretRef,
+    namespace: &str,
+    url: &str,
+) -> (Outcome, Option<sonarqube::Error>) {
+    let reason = match &error {
+        sonarqube::Error::EditionLimit { .. } => reasons::EDITION_LIMIT,
+        sonarqube::Error::KeyTaken { .. } => reasons::ALM_SETTING_KEY_TAKEN,
+        sonarqube::Error::ValidationFailed { .. } => reasons::VALIDATION_FAILED,
+        _ => reasons::SONARQUBE_INTEGRATION_FAILED,
+    };
+    let mut message = error.to_string();
+    if matches!(error, sonarqube::Error::ValidationFailed { .. }) {
+        message = format!(
+            "{message} (SonarQube holds the token of Secret {namespace}/{} key {}, from spec.sonarqube.tokenSecretRef, and the URL {url}, from spec.sonarqube.bitbucketUrl or spec.url)",
+            token.name, token.key
+        );
+    }
+    if error.is_transient() {
+        (Outcome::reconciling(reason, message), Some(error))
+    } else {
+        (Outcome::stalled(reason, message), None)
+    }
+}
+
+/// The record of `status.sonarqube` a round keeps when it does not get as far as SonarQube: while
+/// the block is there the record stays, since deletion and a key change rely on it.
+pub(super) fn carried<K: ConfigurationObject>(
+    object: &K,
+    previous: Option<&ConfigurationStatus>,
+) -> Option<SonarQubeIntegrationStatus> {
+    object.connection().sonarqube.as_ref()?;
+    previous.and_then(|p| p.sonarqube.clone())
+}
+
+/// The Event of a `sonarqube` block removed from a live configuration. The setting is left in
+/// SonarQube: deleting it would drop every project bound to it, and nothing is lost by leaving
+/// it. The record goes with the block, so a later deletion does not touch the setting.
+pub(super) fn released_notices<K: ConfigurationObject>(
+    object: &K,
+    previous: Option<&ConfigurationStatus>,
+) -> Vec<Notice> {
+    if object.connection().sonarqube.is_some() {
+        return Vec::new();
+    }
+    previous.and_then(|p| p.sonarqube.as_ref()).map(|r| released(r, false)).unwrap_or_default()
+}
+
+fn released(recorded: &SonarQubeIntegrationStatus, moved: bool) -> Vec<Notice> {
+    let key = &recorded.alm_setting_key;
+    let note = if moved {
+        format!(
+            "no longer keeps SonarQube's DevOps Platform setting {key} in SonarQubeConfiguration {} (spec.sonarqube.configurationRef changed); it stays in that SonarQube with its bindings (delete it there)",
+            recorded.configuration
+        )
+    } else {
+        format!(
+            "no longer keeps SonarQube's DevOps Platform setting {key}; it stays in SonarQube with its bindings (delete it there, or put the block back and delete the configuration with deletionPolicy: Delete)"
+        )
+    };
+    vec![Notice { warning: false, reason: "SonarQubeSettingReleased", action: "KeepSonarQubeSetting", note }]
 }
 
 /// On deletion with `sonarqube.deletionPolicy: Delete`, removes the setting the operator

@@ -25,8 +25,16 @@ pub struct SettingOutcome {
 pub enum SettingFailure {
     /// The plan refuses: the key is another platform's, or a rename would collide.
     Refused(SettingAction),
-    /// A call failed.
+    /// A call failed before anything was written.
     Failed(Error),
+    /// The write was done but SonarQube's validation of the result failed (or could not run):
+    /// the caller records the write, so the same token is not pushed again, and validates again.
+    Unvalidated {
+        /// What was carried out.
+        action: SettingAction,
+        /// Why validating failed.
+        error: Error,
+    },
 }
 
 /// Keeps the setting: one listing, at most one write, then `validate` when something changed
@@ -57,8 +65,12 @@ pub async fn keep_setting(
         }
     }
     let validate = validate_due || action != SettingAction::None;
-    if validate {
-        client.validate_alm_setting(&desired.key).await.map_err(SettingFailure::Failed)?;
+    if validate && let Err(error) = client.validate_alm_setting(&desired.key).await {
+        return Err(if action == SettingAction::None {
+            SettingFailure::Failed(error)
+        } else {
+            SettingFailure::Unvalidated { action, error }
+        });
     }
     let bound_projects = client.count_binding(&desired.key).await.ok();
     Ok(SettingOutcome { action, validated: validate, bound_projects })
@@ -150,7 +162,16 @@ mod tests {
         let failure = keep_setting(&client, &wrong, &Secret::new("BBDC-unknown"), Some(&recorded(&renamed)), false)
             .await
             .expect_err("validation fails");
-        assert!(matches!(failure, SettingFailure::Failed(Error::ValidationFailed { .. })), "{failure:?}");
+        assert!(
+            matches!(
+                &failure,
+                SettingFailure::Unvalidated {
+                    action: SettingAction::Update { send_token: true, .. },
+                    error: Error::ValidationFailed { .. }
+                }
+            ),
+            "the pushed token is reported with the failure: {failure:?}"
+        );
         let text = format!("{failure:?}");
         assert!(!text.contains("BBDC-unknown") && !text.contains(SONAR_TOKEN), "{text}");
         sonar.shutdown().await;

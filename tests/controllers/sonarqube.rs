@@ -1,18 +1,22 @@
 //! SonarQubeConfiguration: the login proof against the SonarQube simulator, what the status
-//! reports of each edition, a rejected token, a Secret without consent, and token rotation.
+//! reports of each edition, a rejected token, a Secret without consent, and token rotation. The
+//! `sonarqube` block of a Bitbucket configuration: its DevOps Platform setting created, changed,
+//! validated, released and removed.
 
 use bitbucket_operator::api::BitbucketConfiguration;
 use bitbucket_operator::simulator::sonarqube::{RunningSonarQube, SonarQubeSimulator, SonarSeed};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
 
-use crate::harness::{BINDING, CONFIGURATION, Env, OPERATOR_TOKEN, SEED, message};
+use std::time::Duration;
+
+use crate::harness::{BINDING, CONFIGURATION, Env, OPERATOR_TOKEN, SEED, is_true, message, reason};
 
 pub(super) const TOKEN: &str = "squ_operator-token";
 
 pub(super) fn seed(edition: &str, version: &str) -> SonarSeed {
     SonarSeed::from_yaml(&format!(
-        "edition: {edition}\nversion: \"{version}\"\nusers:\n  - login: svc-operator\n    name: Bitbucket operator\n    admin: true\n    createProjects: true\n    tokens:\n      - token: {TOKEN}\n  - login: analyst\n    name: Analyst\n    tokens:\n      - token: squ_no-admin\n"
+        "edition: {edition}\nversion: \"{version}\"\nusers:\n  - login: svc-operator\n    name: Bitbucket operator\n    admin: true\n    createProjects: true\n    tokens:\n      - token: {TOKEN}\n  - login: analyst\n    name: Analyst\n    tokens:\n      - token: squ_no-admin\nprojects:\n  - key: payments\n"
     ))
     .expect("seed")
 }
@@ -130,7 +134,7 @@ async fn the_bitbucket_configuration_keeps_sonarqubes_setting_and_pushes_a_rotat
     env.apply(&integrated_configuration(None));
     let object = env
         .wait("bitbucketconfigurations", "team-a", "bitbucket", "the SonarQube setting recorded", |o| {
-            o["status"]["sonarqube"]["lastValidatedTime"].is_string() && crate::harness::reason(o) == "Connected"
+            o["status"]["sonarqube"]["lastValidatedTime"].is_string() && reason(o) == "Connected"
         })
         .await;
     let record = &object["status"]["sonarqube"];
@@ -213,4 +217,267 @@ async fn deleting_the_configuration_removes_sonarqubes_setting_unless_orphaned()
     assert!(sonar.simulator().alm_setting_pat("kept").is_some(), "an orphaned setting was removed");
     env.shutdown().await;
     sonar.shutdown().await;
+}
+
+/// The SonarQube requests to an endpoint (`alm_settings/validate`, say).
+fn calls(sonar: &RunningSonarQube, endpoint: &str) -> u64 {
+    sonar.simulator().request_counts().iter().filter(|(k, _)| k.ends_with(endpoint)).map(|(_, n)| n).sum()
+}
+
+/// The setting SonarQube holds under `key`, as its list shows it.
+fn setting(sonar: &RunningSonarQube, key: &str) -> Option<serde_json::Value> {
+    sonar.simulator().alm_settings_json().as_array()?.iter().find(|s| s["key"] == key).cloned()
+}
+
+/// Applies the SonarQubeConfiguration and an integrated Bitbucket configuration, and waits for
+/// the setting to be recorded under `key`.
+async fn integrated(env: &Env, sonar: &RunningSonarQube, key: &str) -> serde_json::Value {
+    env.apply(&manifests(&sonar.base_url(), TOKEN, true));
+    env.apply(&integrated_configuration(None));
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the setting recorded and validated", |o| {
+        o["status"]["sonarqube"]["almSettingKey"] == key
+            && o["status"]["sonarqube"]["lastValidatedTime"].is_string()
+            && reason(o) == "Connected"
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_block_leaves_the_setting_and_its_bindings_in_sonarqube() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    integrated(&env, &sonar, "bitbucket").await;
+    sonar.simulator().set_binding("payments", "bitbucket", "PAY", "payments-api", false).expect("binding");
+
+    env.patch::<BitbucketConfiguration>("bitbucket", json!({"spec": {"sonarqube": null}})).await;
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the record cleared", |o| {
+        o["status"]["sonarqube"].is_null()
+            && o["status"]["observedGeneration"] == o["metadata"]["generation"]
+            && reason(o) == "Connected"
+    })
+    .await;
+    env.eventually("the Event about the released setting", || {
+        env.has_event("BitbucketConfiguration", "bitbucket", "SonarQubeSettingReleased")
+    })
+    .await;
+    let notes = env.event_notes("BitbucketConfiguration", "bitbucket", "SonarQubeSettingReleased");
+    assert!(
+        notes.iter().any(|n| n.contains("setting bitbucket; it stays in SonarQube with its bindings")
+            && n.contains("deletionPolicy: Delete")),
+        "{notes:?}"
+    );
+    assert!(setting(&sonar, "bitbucket").is_some(), "the setting was removed with the block");
+    assert!(sonar.simulator().binding("payments").is_some(), "the project's binding was dropped");
+
+    // Without a record, deleting the configuration leaves the setting alone.
+    env.delete::<BitbucketConfiguration>("bitbucket").await;
+    env.wait_gone("bitbucketconfigurations", "bitbucket").await;
+    assert_eq!(calls(&sonar, "alm_settings/delete"), 0, "{:?}", sonar.simulator().request_counts());
+    assert!(sonar.simulator().alm_setting_pat("bitbucket").is_some(), "the released setting was deleted");
+    assert!(sonar.simulator().binding("payments").is_some(), "the project's binding was dropped");
+    let released = env.event_notes("BitbucketConfiguration", "bitbucket", "SonarQubeSettingReleased");
+    assert_eq!(released.len(), 1, "the release is said once: {released:?}");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_bitbucket_url_carries_the_token_and_a_new_key_renames_with_the_bindings() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    let object = integrated(&env, &sonar, "bitbucket").await;
+    let first_url = object["status"]["sonarqube"]["url"].as_str().expect("url").to_owned();
+
+    // The same Bitbucket under another name, as SonarQube might have to reach it.
+    let other_url = first_url.replace("127.0.0.1", "localhost");
+    assert_ne!(other_url, first_url);
+    sonar.simulator().clear_requests();
+    env.patch::<BitbucketConfiguration>(
+        "bitbucket",
+        json!({"spec": {"sonarqube": {"bitbucketUrl": format!("{other_url}/")}}}),
+    )
+    .await;
+    let object = env
+        .wait("bitbucketconfigurations", "team-a", "bitbucket", "the new URL recorded", |o| {
+            o["status"]["sonarqube"]["url"] == other_url.as_str()
+                && o["status"]["sonarqube"]["lastValidatedTime"].is_string()
+                && reason(o) == "Connected"
+        })
+        .await;
+    assert_eq!(setting(&sonar, "bitbucket").expect("the setting")["url"], other_url.as_str());
+    assert_eq!(sonar.simulator().alm_setting_pat("bitbucket").as_deref(), Some(OPERATOR_TOKEN));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(calls(&sonar, "alm_settings/update_bitbucket"), 1, "{:?}", sonar.simulator().request_counts());
+    assert_eq!(calls(&sonar, "alm_settings/create_bitbucket"), 0);
+    assert!(calls(&sonar, "alm_settings/validate") >= 1, "the new URL was not validated");
+    assert!(!serde_json::to_string(&object).expect("JSON").contains(OPERATOR_TOKEN));
+
+    // A new key renames the setting in place: a binding made to the old key stays.
+    sonar.simulator().set_binding("payments", "bitbucket", "PAY", "payments-api", false).expect("binding");
+    sonar.simulator().clear_requests();
+    env.patch::<BitbucketConfiguration>("bitbucket", json!({"spec": {"sonarqube": {"almSettingKey": "bitbucket-dc"}}}))
+        .await;
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the new key recorded", |o| {
+        o["status"]["sonarqube"]["almSettingKey"] == "bitbucket-dc" && reason(o) == "Connected"
+    })
+    .await;
+    assert!(setting(&sonar, "bitbucket").is_none(), "the old key is still there");
+    assert_eq!(setting(&sonar, "bitbucket-dc").expect("the renamed setting")["bindings"], 1);
+    let binding = sonar.simulator().binding("payments").expect("the binding survived the rename");
+    assert_eq!(binding["key"], "bitbucket-dc", "{binding}");
+    let counts = sonar.simulator().request_counts();
+    assert_eq!(calls(&sonar, "alm_settings/update_bitbucket"), 1, "{counts:?}");
+    assert_eq!(calls(&sonar, "alm_settings/create_bitbucket") + calls(&sonar, "alm_settings/delete"), 0, "{counts:?}");
+    let notes = env.event_notes("BitbucketConfiguration", "bitbucket", "SonarQubeSettingUpdated");
+    assert!(notes.iter().any(|n| n.contains("bitbucket-dc") && n.contains("key")), "{notes:?}");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bitbucket_refuses_stalls_without_a_loop_until_the_secret_is_fixed() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), TOKEN, true));
+    // The token SonarQube keeps is one the Bitbucket simulator does not know.
+    let manifest = integrated_configuration(None);
+    let (configuration, secret) = manifest.rsplit_once("\n---\n").expect("two parts");
+    env.apply(&format!("{configuration}\n---\n{}", secret.replace(OPERATOR_TOKEN, "BBDC-unknown")));
+    let object = env.wait_ready("bitbucketconfigurations", "bitbucket", "False", "ValidationFailed").await;
+    assert!(is_true(&object, "Stalled"), "{object:#}");
+    let text = message(&object);
+    assert!(text.contains("refused the personal access token"), "{text}");
+    assert!(text.contains("team-a/sonarqube-bitbucket-token"), "the message names the Secret to fix: {text}");
+    // The push is recorded, not yet validated.
+    let record = &object["status"]["sonarqube"];
+    assert_eq!(record["tokenSecret"]["name"], "sonarqube-bitbucket-token", "{record}");
+    assert!(record["lastValidatedTime"].is_null(), "{record}");
+
+    // No retry loop: a stalled validation is not asked again and again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let validations = calls(&sonar, "alm_settings/validate");
+    assert!((1..=3).contains(&validations), "{validations} validations in a few seconds");
+    // A restart validates again but does not push the same token again.
+    env.stop_operator().await;
+    sonar.simulator().clear_requests();
+    env.start_operator();
+    env.eventually("validated again after the restart", || calls(&sonar, "alm_settings/validate") >= 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = sonar.simulator().request_counts();
+    let writes = calls(&sonar, "alm_settings/update_bitbucket") + calls(&sonar, "alm_settings/create_bitbucket");
+    assert_eq!(writes, 0, "the token the record says was pushed went again: {counts:?}");
+    env.wait_ready("bitbucketconfigurations", "bitbucket", "False", "ValidationFailed").await;
+
+    // A fixed Secret is pushed and validated.
+    env.bitbucket().add_token("svc-operator", "BBDC-for-sonarqube").expect("token");
+    sonar.simulator().clear_requests();
+    env.patch::<Secret>("sonarqube-bitbucket-token", json!({"stringData": {"token": "BBDC-for-sonarqube"}})).await;
+    let object = env
+        .wait("bitbucketconfigurations", "team-a", "bitbucket", "Ready after the fix", |o| {
+            reason(o) == "Connected" && o["status"]["sonarqube"]["lastValidatedTime"].is_string()
+        })
+        .await;
+    assert_eq!(sonar.simulator().alm_setting_pat("bitbucket").as_deref(), Some("BBDC-for-sonarqube"));
+    assert_eq!(calls(&sonar, "alm_settings/update_bitbucket"), 1, "{:?}", sonar.simulator().request_counts());
+    let shown = format!(
+        "{}{}",
+        serde_json::to_string(&object).expect("JSON"),
+        serde_json::to_string(&env.events("BitbucketConfiguration", "bitbucket")).expect("JSON")
+    );
+    assert!(!shown.contains("BBDC-unknown") && !shown.contains("BBDC-for-sonarqube"), "a token was shown");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_sonarqube_configuration_is_named_with_its_reason_until_it_is_fixed() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), "squ_unknown", true));
+    env.apply(&integrated_configuration(None));
+    // Once the SonarQubeConfiguration has its own verdict, this one carries it.
+    let object = env
+        .wait("bitbucketconfigurations", "team-a", "bitbucket", "the SonarQubeConfiguration's reason", |o| {
+            reason(o) == "SonarQubeNotReady" && message(o).contains("BadCredentials")
+        })
+        .await;
+    let text = message(&object);
+    assert!(
+        text.contains("SonarQubeConfiguration team-a/sonarqube is not Ready") && text.contains("fix it there"),
+        "{text}"
+    );
+    assert!(is_true(&object, "Stalled"), "a SonarQubeConfiguration that needs a fix is not waited for: {object:#}");
+    env.patch::<Secret>("sonarqube-token", json!({"stringData": {"token": TOKEN}})).await;
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the setting kept once SonarQube is Ready", |o| {
+        reason(o) == "Connected" && o["status"]["sonarqube"]["almSettingKey"] == "bitbucket"
+    })
+    .await;
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_that_stops_short_of_sonarqube_keeps_the_record_so_deletion_still_removes_the_setting() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    integrated(&env, &sonar, "bitbucket").await;
+    // A round that stops before the SonarQube side (the credential's Secret is gone).
+    env.delete::<Secret>("bitbucket-token").await;
+    let object = env
+        .wait("bitbucketconfigurations", "team-a", "bitbucket", "Ready=False without the Secret", |o| {
+            crate::harness::ready(o).is_some_and(|c| c["status"] == "False")
+        })
+        .await;
+    assert_eq!(object["status"]["sonarqube"]["almSettingKey"], "bitbucket", "the record was lost");
+    env.delete::<BitbucketConfiguration>("bitbucket").await;
+    env.wait_gone("bitbucketconfigurations", "bitbucket").await;
+    assert!(setting(&sonar, "bitbucket").is_none(), "the setting outlived its configuration");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_to_another_sonarqube_leaves_the_first_setting_and_starts_afresh() {
+    let (first, second) =
+        (sonarqube("enterprise", "2026.3.1.123439").await, sonarqube("developer", "10.7.0.96327").await);
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    integrated(&env, &first, "bitbucket").await;
+    env.apply(&format!(
+        "apiVersion: bitbucket.integrations.dev/v1alpha1\nkind: SonarQubeConfiguration\nmetadata:\n  name: sonarqube-b\nspec:\n  url: {}\n  allowInsecureHttp: true\n  auth:\n    token:\n      secretRef: {{name: sonarqube-token}}\n",
+        second.base_url()
+    ));
+    env.wait_ready("sonarqubeconfigurations", "sonarqube-b", "True", "Connected").await;
+    env.patch::<BitbucketConfiguration>(
+        "bitbucket",
+        json!({"spec": {"sonarqube": {"configurationRef": {"name": "sonarqube-b"}}}}),
+    )
+    .await;
+    env.wait("bitbucketconfigurations", "team-a", "bitbucket", "the record in the second SonarQube", |o| {
+        o["status"]["sonarqube"]["configuration"] == "team-a/sonarqube-b" && reason(o) == "Connected"
+    })
+    .await;
+    assert_eq!(second.simulator().alm_setting_pat("bitbucket").as_deref(), Some(OPERATOR_TOKEN));
+    assert!(first.simulator().alm_setting_pat("bitbucket").is_some(), "the first SonarQube's setting was removed");
+    // Not a setting "deleted in SonarQube": a new one where none was.
+    assert!(!env.has_event("BitbucketConfiguration", "bitbucket", "SonarQubeSettingRecreated"));
+    env.eventually("the Event about the setting left behind", || {
+        env.has_event("BitbucketConfiguration", "bitbucket", "SonarQubeSettingReleased")
+    })
+    .await;
+    let notes = env.event_notes("BitbucketConfiguration", "bitbucket", "SonarQubeSettingReleased");
+    assert!(notes.iter().any(|n| n.contains("team-a/sonarqube ") && n.contains("configurationRef")), "{notes:?}");
+    // Deletion removes only the setting the record names.
+    env.delete::<BitbucketConfiguration>("bitbucket").await;
+    env.wait_gone("bitbucketconfigurations", "bitbucket").await;
+    assert!(second.simulator().alm_setting_pat("bitbucket").is_none(), "the kept setting outlived its configuration");
+    assert!(first.simulator().alm_setting_pat("bitbucket").is_some(), "the released setting was removed");
+    env.shutdown().await;
+    first.shutdown().await;
+    second.shutdown().await;
 }
