@@ -89,23 +89,12 @@ pub(super) async fn integrate<K: ConfigurationObject>(
         let outcome = if stalled { Outcome::stalled } else { Outcome::reconciling };
         return Ok(failed(outcome(reasons::SONARQUBE_NOT_READY, message), None));
     };
-    // The token SonarQube keeps, with the operator's consent rule.
     let reference = &block.token_secret_ref;
-    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let found = secrets.get_opt(&reference.name).await?;
-    let data = found.as_ref().map(SecretData::from_secret);
-    let token = labelled(&|_: &str| data.clone(), &reference.name, &namespace, "sonarqube.tokenSecretRef.name")
-        .and_then(|data| single_line(&data, &reference.name, &reference.key, "sonarqube.tokenSecretRef.key"));
-    let token = match token {
-        Ok(token) => bitbucket::Secret::new(token),
-        Err(error) => {
-            return Ok(failed(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, error.to_string()), None));
+    let (token, version) = match sonarqube_token(ctx, &namespace, reference).await? {
+        Ok(found) => found,
+        Err(message) => {
+            return Ok(failed(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, message), None));
         }
-    };
-    let version = SecretVersion {
-        name: reference.name.clone(),
-        uid: found.as_ref().and_then(|s| s.metadata.uid.clone()),
-        resource_version: found.as_ref().and_then(|s| s.metadata.resource_version.clone()),
     };
     let url = block.bitbucket_url.as_deref().unwrap_or(&object.connection().url);
     let url = match sonarqube::normalize_url(url) {
@@ -236,6 +225,28 @@ fn released(recorded: &SonarQubeIntegrationStatus, moved: bool) -> Vec<Notice> {
         )
     };
     vec![Notice { warning: false, reason: "SonarQubeSettingReleased", action: "KeepSonarQubeSetting", note }]
+}
+
+/// The Bitbucket token SonarQube keeps (`sonarqube.tokenSecretRef`, in `namespace`) and the
+/// version of its Secret, under the operator's consent rule; `Err` says what is wrong with it.
+pub(super) async fn sonarqube_token(
+    ctx: &Context,
+    namespace: &str,
+    reference: &crate::api::refs::TokenSecretRef,
+) -> Result<Result<(bitbucket::Secret, SecretVersion), String>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let found = secrets.get_opt(&reference.name).await?;
+    let data = found.as_ref().map(SecretData::from_secret);
+    let token = labelled(&|_: &str| data.clone(), &reference.name, namespace, "sonarqube.tokenSecretRef.name")
+        .and_then(|data| single_line(&data, &reference.name, &reference.key, "sonarqube.tokenSecretRef.key"));
+    Ok(token.map_err(|error| error.to_string()).map(|token| {
+        let version = SecretVersion {
+            name: reference.name.clone(),
+            uid: found.as_ref().and_then(|s| s.metadata.uid.clone()),
+            resource_version: found.as_ref().and_then(|s| s.metadata.resource_version.clone()),
+        };
+        (bitbucket::Secret::new(token), version)
+    }))
 }
 
 /// On deletion with `sonarqube.deletionPolicy: Delete`, removes the setting the operator

@@ -6,8 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 
 use crate::{
     api::{
@@ -15,9 +14,7 @@ use crate::{
         binding::{SonarQubeBindingStatus, SonarQubeProject},
         conditions::{READY, find},
     },
-    bitbucket,
     plan::{
-        connection::{SecretData, labelled, single_line},
         reasons,
         sonarqube::{
             bindings::{DesiredBinding, ProjectResult, RepositoryProject, summarize},
@@ -139,16 +136,11 @@ async fn route(
     }
     // Community Build binds with a Bitbucket token stored for the operator's own user: the
     // one the configuration has SonarQube keep.
-    let reference = &connected.side.block.token_secret_ref;
     let namespace = connected.side.configuration.split_once('/').map(|(ns, _)| ns).unwrap_or_default().to_owned();
-    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let data = secrets.get_opt(&reference.name).await?.as_ref().map(SecretData::from_secret);
-    let token = labelled(&|_: &str| data.clone(), &reference.name, &namespace, "sonarqube.tokenSecretRef.name")
-        .and_then(|data| single_line(&data, &reference.name, &reference.key, "sonarqube.tokenSecretRef.key"));
-    Ok(match token {
-        Ok(token) => Ok(Route::BoundProjects { pat: bitbucket::Secret::new(token) }),
-        Err(error) => {
-            Err(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, format!("the configuration's {error}")))
+    Ok(match super::integration::sonarqube_token(ctx, &namespace, &connected.side.block.token_secret_ref).await? {
+        Ok((pat, _)) => Ok(Route::BoundProjects { pat }),
+        Err(message) => {
+            Err(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, format!("the configuration's {message}")))
         }
     })
 }
