@@ -103,6 +103,15 @@ pub(super) async fn integrate<K: ConfigurationObject>(
             return Ok(failed(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, error.to_string()), None));
         }
     };
+    // SonarQube sends the token to this URL: the allow-list of Bitbucket hosts covers it too.
+    let host = crate::bitbucket::host_of(&url).unwrap_or_default();
+    if !crate::bitbucket::host_allowed(&host, &ctx.options.allowed_hosts) {
+        let message = format!(
+            "SonarQube would send the token of sonarqube.tokenSecretRef to {host}, which is not among the allowed Bitbucket hosts ({}); use an allowed sonarqube.bitbucketUrl or ask the operator's administrators to allow it",
+            ctx.options.allowed_hosts.join(", ")
+        );
+        return Ok(failed(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, message), None));
+    }
     let key = block.alm_setting_key.clone().unwrap_or_else(|| object.name_any());
     let desired = DesiredSetting { key: key.clone(), url: url.clone(), token: version.clone() };
     let recorded = recorded_status.as_ref().map(|r| RecordedSetting {

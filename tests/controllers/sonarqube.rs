@@ -481,3 +481,26 @@ async fn moving_to_another_sonarqube_leaves_the_first_setting_and_starts_afresh(
     first.shutdown().await;
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sonarqube_is_never_given_a_token_for_a_bitbucket_host_off_the_allow_list() {
+    let sonar = sonarqube("enterprise", "2026.3.1.123439").await;
+    let mut env = Env::new(SEED).await;
+    // The simulators listen on 127.0.0.1; SonarQube would be told to reach Bitbucket elsewhere.
+    env.options.allowed_hosts = vec!["127.0.0.1".into()];
+    env.start_operator();
+    env.apply(&manifests(&sonar.base_url(), TOKEN, true));
+    let elsewhere = integrated_configuration(None).replace(
+        "tokenSecretRef: {name: sonarqube-bitbucket-token}",
+        "tokenSecretRef: {name: sonarqube-bitbucket-token}\n    bitbucketUrl: https://bitbucket.attacker.example",
+    );
+    env.apply(&elsewhere);
+    let object = env.wait_ready("bitbucketconfigurations", "bitbucket", "False", "SonarQubeIntegrationFailed").await;
+    assert!(message(&object).contains("bitbucket.attacker.example"), "{}", message(&object));
+    assert!(message(&object).contains("allowed Bitbucket hosts"), "{}", message(&object));
+    assert!(sonar.simulator().alm_setting_pat("bitbucket").is_none(), "the token was handed to SonarQube");
+    let writes = sonar.simulator().requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(writes, 0, "SonarQube was written to");
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
