@@ -143,9 +143,17 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
     let outcomes = apply(&client, &plan).await;
     let (mut notices, mut corrected) = announce(&outcomes);
 
+    let sonar = projects::keep(ctx, binding, &repositories, &departed).await?;
+    status.sonarqube = sonar.status;
+
     let tally = tally(&plan, &outcomes);
-    // Repositories that left and kept the webhooks stay on the record, to be cleaned next round.
-    let kept = resolved.departed.iter().filter(|(_, slug)| tally.departed_failed.contains(slug)).map(|(id, _)| *id);
+    // Repositories that left and kept their webhooks or SonarQube bindings stay on the record, to
+    // be cleaned next round.
+    let kept = resolved
+        .departed
+        .iter()
+        .filter(|(_, slug)| sonar.keep_departed || tally.departed_failed.contains(slug))
+        .map(|(id, _)| *id);
     status.repository_ids = RepositoryIds::of(bound_ids.into_iter().chain(kept).chain(resolved.unresolved));
     status.repository_count = tally.bound;
     status.in_sync_count = tally.in_sync;
@@ -156,8 +164,6 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
 
     let (outcome, transient) = summarize(&plan, &outcomes, webhooks.len());
 
-    let sonar = projects::keep(ctx, binding, &repositories, &departed).await?;
-    status.sonarqube = sonar.status;
     notices.extend(sonar.notices);
     corrected += sonar.corrected;
     // The Bitbucket side speaks first; the SonarQube side when Bitbucket is all as asked.

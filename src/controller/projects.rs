@@ -50,6 +50,9 @@ pub(super) struct Kept {
     pub notices: Vec<Notice>,
     /// How many bindings changed in SonarQube were put back.
     pub corrected: usize,
+    /// The bindings of repositories that left could not all be removed: those repositories stay
+    /// on the record, to be looked at again next round.
+    pub keep_departed: bool,
 }
 
 /// A bound repository, as the SonarQube side needs it.
@@ -191,7 +194,13 @@ pub(super) async fn keep(
     let Some(side) = sonarqube_side(ctx, binding) else {
         return Ok(Kept::default());
     };
-    let waiting = |outcome: Outcome| Kept { status: previous.clone(), outcome: Some(outcome), ..Kept::default() };
+    // Until the SonarQube side runs, repositories that left keep their place on the record.
+    let waiting = |outcome: Outcome| Kept {
+        status: previous.clone(),
+        outcome: Some(outcome),
+        keep_departed: previous.is_some(),
+        ..Kept::default()
+    };
     let connected = match connected(ctx, binding, side) {
         Ok(connected) => connected,
         Err(outcome) => return Ok(waiting(outcome)),
@@ -248,6 +257,7 @@ pub(super) async fn keep(
     // Bindings made before for repositories that left, or under keys no longer asked for.
     let mut notices = Vec::new();
     let mut retry = None;
+    let mut release_failed = false;
     if let Some(record) = previous.as_ref().and_then(|p| p.project_keys.clone()) {
         let old = spec_of_record(&record);
         let targets: Vec<DesiredBinding> = bound
@@ -261,6 +271,7 @@ pub(super) async fn keep(
             Ok(released) => notices.extend(released_notice(&released)),
             Err((key, error)) => {
                 tracing::warn!(project = %key, %error, "cannot remove a SonarQube binding the binding no longer wants; trying again next round");
+                release_failed = true;
                 if error.is_transient() {
                     retry = Some(error);
                 }
@@ -269,10 +280,21 @@ pub(super) async fn keep(
     }
 
     let created_before = previous.as_ref().map_or(0, |p| p.created_count);
-    let (status, outcome, transient) = summarize(&results, &connected.alm_setting, &keys_of(&spec), created_before);
+    let (mut status, outcome, transient) = summarize(&results, &connected.alm_setting, &keys_of(&spec), created_before);
+    // What is still to be removed stays on the record, to be removed next round.
+    if release_failed {
+        status.project_keys = previous.as_ref().and_then(|p| p.project_keys.clone());
+    }
     let (bound_notices, corrected) = bound_notices(&results);
     notices.extend(bound_notices);
-    Ok(Kept { status: Some(status), outcome, retry: transient.or(retry), notices, corrected })
+    Ok(Kept {
+        status: Some(status),
+        outcome,
+        retry: transient.or(retry),
+        notices,
+        corrected,
+        keep_departed: release_failed,
+    })
 }
 
 /// `spec.sonarqube` was removed: the bindings the operator made go, the record with them.
@@ -294,7 +316,12 @@ async fn release_all(
                 "spec.sonarqube was removed; removing the SonarQube bindings it made waits: {}",
                 outcome.message
             );
-            Ok(Kept { status: previous, outcome: Some(Outcome { message, ..outcome }), ..Kept::default() })
+            Ok(Kept {
+                status: previous,
+                outcome: Some(Outcome { message, ..outcome }),
+                keep_departed: true,
+                ..Kept::default()
+            })
         }
     }
 }

@@ -247,3 +247,34 @@ async fn sonarqube_request_figures_of_an_import_and_a_no_op_resync() {
         sonar.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_sonarqube_could_not_remove_when_its_repository_left_is_removed_later() {
+    let mut env = Env::new(SEED).await;
+    env.options.max_resync = Some(Duration::from_millis(500));
+    let sonar = integrated(&mut env, "enterprise", "2026.3.1.123439").await;
+    env.apply(SELECTION);
+    env.patch::<ProjectBinding>("platform", json!({"spec": {"sonarqube": {"createProjects": true}}})).await;
+    env.wait("projectbindings", "team-a", "platform", "every project bound", |o| {
+        reason(o) == "Bound" && o["status"]["sonarqube"]["boundCount"].as_i64().is_some_and(|n| n > 1)
+    })
+    .await;
+    assert!(bound_to(sonar.simulator().binding("PLAT_api-gateway"), "PLAT", "api-gateway"));
+
+    // SonarQube fails while the repository leaves: its binding cannot be removed then...
+    sonar.simulator().set_faults(bitbucket_operator::simulator::Faults { error_rate: 1.0, ..Default::default() });
+    env.patch::<ProjectBinding>("platform", json!({"spec": {"repositories": {"exclude": ["api-gateway"]}}})).await;
+    env.wait("projectbindings", "team-a", "platform", "the failure said", |o| {
+        o["metadata"]["generation"] == o["status"]["observedGeneration"] && reason(o) != "Bound"
+    })
+    .await;
+    // ...and is, once SonarQube is back: the record kept the repository until then.
+    sonar.simulator().set_faults(bitbucket_operator::simulator::Faults::default());
+    env.eventually("the departed repository's binding removed", || {
+        sonar.simulator().binding("PLAT_api-gateway").is_none()
+    })
+    .await;
+    env.wait_ready("projectbindings", "platform", "True", "Bound").await;
+    env.shutdown().await;
+    sonar.shutdown().await;
+}
