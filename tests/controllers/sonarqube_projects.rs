@@ -190,10 +190,11 @@ const PROJECT_ENDPOINTS: [&str; 7] = [
     "/api/v2/dop-translation/bound-projects",
 ];
 
-/// The binding's SonarQube requests by endpoint, printed; returns (reads, writes).
-fn figures(title: &str, log: &[bitbucket_operator::simulator::RequestRecord]) -> (usize, usize) {
+/// The SonarQube requests by endpoint (only a binding's, or `all`), printed; returns (reads,
+/// writes).
+fn figures(title: &str, log: &[bitbucket_operator::simulator::RequestRecord], all: bool) -> (usize, usize) {
     let mut counts = std::collections::BTreeMap::new();
-    for record in log.iter().filter(|r| PROJECT_ENDPOINTS.contains(&r.path.as_str())) {
+    for record in log.iter().filter(|r| all || PROJECT_ENDPOINTS.contains(&r.path.as_str())) {
         *counts.entry(format!("{} {}", record.method, record.path)).or_insert(0_usize) += 1;
     }
     let writes: usize = counts.iter().filter(|(k, _)| !k.starts_with("GET")).map(|(_, n)| n).sum();
@@ -220,6 +221,11 @@ async fn sonarqube_request_figures_of_an_import_and_a_no_op_resync() {
             json!({"spec": {"rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}}),
         )
         .await;
+        figures(
+            &format!("{edition}: SonarQubeConfiguration check and the setting's first round"),
+            &sonar.simulator().requests(),
+            true,
+        );
         sonar.simulator().clear_requests();
         env.apply(
             "apiVersion: bitbucket.integrations.dev/v1alpha1\nkind: ProjectBinding\nmetadata: {name: big}\nspec:\n  configurationRef: {name: bitbucket}\n  projectKey: BIG\n  repositories: {}\n  sonarqube: {projectKeyTemplate: \"big_{slug}\", createProjects: true}\n",
@@ -230,7 +236,7 @@ async fn sonarqube_request_figures_of_an_import_and_a_no_op_resync() {
         .await;
         let cold = sonar.simulator().requests();
         sonar.simulator().clear_requests();
-        let (reads, writes) = figures(&format!("{edition}: cold round of a binding of {N} repositories"), &cold);
+        let (reads, writes) = figures(&format!("{edition}: cold round of a binding of {N} repositories"), &cold, false);
         // One read of each project's binding, and for each at most a creation and a binding.
         assert!(reads >= N && writes <= 2 * N + 1, "{reads} reads, {writes} writes");
         let created = sonar.simulator().projects().iter().filter(|(key, _)| key.starts_with("big_")).count();
@@ -240,7 +246,8 @@ async fn sonarqube_request_figures_of_an_import_and_a_no_op_resync() {
         // 5 s: one resync at a 3 s interval (jittered by 10 %), never two.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let resync = sonar.simulator().requests();
-        let (reads, writes) = figures(&format!("{edition}: one no-op resync"), &resync);
+        figures(&format!("{edition}: everything in SonarQube over those 5 s"), &resync, true);
+        let (reads, writes) = figures(&format!("{edition}: one no-op resync"), &resync, false);
         assert_eq!(writes, 0, "a no-op resync wrote to SonarQube");
         assert!(reads >= N, "no resync happened in 5 s at a 3 s interval");
         env.shutdown().await;
