@@ -444,7 +444,7 @@ fn target_text(desired: &DesiredBinding) -> String {
 }
 
 fn create_detail(mode: Mode, desired: &DesiredBinding) -> String {
-    let verb = if mode == Mode::Plan { "create and bind to" } else { "and bound to" };
+    let verb = if mode == Mode::Plan { "create and bind to" } else { "bound to" };
     format!("{verb} {}", target_text(desired))
 }
 
@@ -487,4 +487,53 @@ fn blocked_detail(result: &ProjectResult) -> Option<String> {
         ProjectResult::InvalidKey(why) => why.clone(),
         ProjectResult::Failed(error) => outcome_of(error).message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound(repository: &str, slug: &str) -> Binding {
+        Binding {
+            alm: Alm::Bitbucket,
+            key: "bitbucket".into(),
+            repository: Some(repository.into()),
+            slug: Some(slug.into()),
+            url: None,
+            monorepo: false,
+        }
+    }
+
+    #[test]
+    fn what_a_project_was_bound_to_shows_only_plain_server_text() {
+        assert_eq!(describe(Some(&bound("PLAT", "auth-service"))), "PLAT/auth-service through setting bitbucket");
+        let shown = describe(Some(&bound("PLAT", "x\u{1b}[2Jfake\nline")));
+        assert!(shown.contains("PLAT/(not shown)") && !shown.contains('\u{1b}') && !shown.contains('\n'), "{shown}");
+        assert_eq!(describe(None), "not bound");
+    }
+
+    #[test]
+    fn a_setting_line_names_the_secret_and_a_refusal_names_the_field() {
+        let desired = DesiredSetting {
+            key: "bitbucket".into(),
+            url: "https://bitbucket.example.com".into(),
+            token: crate::api::configuration::SecretVersion {
+                name: "sonarqube-bitbucket-token".into(),
+                uid: None,
+                resource_version: None,
+            },
+        };
+        let line = setting_change("SonarQube team/sonarqube", &desired, &SettingAction::Create { recreated: false });
+        let line = line.map(|c| (c.action, c.detail));
+        assert_eq!(
+            line,
+            Some((
+                Action::Create,
+                "Bitbucket https://bitbucket.example.com with the token of Secret sonarqube-bitbucket-token".to_owned()
+            ))
+        );
+        assert!(setting_change("", &desired, &SettingAction::None).is_none());
+        let refusal = refused(&SettingAction::KeyTaken { alm: Alm::GitHub }, "bitbucket");
+        assert!(refusal.message.contains("github") && refusal.message.contains("spec.sonarqube.almSettingKey"));
+    }
 }
