@@ -15,13 +15,21 @@ const SONAR_TOKEN: &str = "squ_cli-test-operator-token";
 
 /// An Enterprise SonarQube where PLAT_auth-service exists, unbound, and `shared-key` exists.
 fn sonar_seed() -> String {
+    sonar_seed_of("edition: enterprise")
+}
+
+fn sonar_seed_of(edition: &str) -> String {
     format!(
-        "edition: enterprise\nusers:\n  - login: svc-operator\n    name: Operator\n    admin: true\n    createProjects: true\n    tokens: [{{token: {SONAR_TOKEN}}}]\nprojects:\n  - key: PLAT_auth-service\n    name: Auth\n  - key: shared-key\n"
+        "{edition}\nusers:\n  - login: svc-operator\n    name: Operator\n    admin: true\n    createProjects: true\n    tokens: [{{token: {SONAR_TOKEN}}}]\nprojects:\n  - key: PLAT_auth-service\n    name: Auth\n  - key: shared-key\n"
     )
 }
 
 async fn sonarqube() -> RunningSonarQube {
-    SonarQubeSimulator::new(SonarSeed::from_yaml(&sonar_seed()).expect("seed"))
+    sonarqube_of(&sonar_seed()).await
+}
+
+async fn sonarqube_of(seed: &str) -> RunningSonarQube {
+    SonarQubeSimulator::new(SonarSeed::from_yaml(seed).expect("seed"))
         .expect("simulator")
         .serve("127.0.0.1:0".parse().expect("address"))
         .await
@@ -202,5 +210,28 @@ async fn a_sonarqube_configuration_missing_from_the_manifests_is_named_with_the_
     assert_eq!(planned.status.code(), Some(1), "{out}");
     assert!(out.contains("SonarQubeConfiguration default/elsewhere is not among the manifests"), "{out}");
     assert!(out.contains("spec.sonarqube.configurationRef.name"), "{out}");
+    ws.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_community_build_apply_binds_with_the_token_of_the_sonarqube_block_stored_for_the_operator() {
+    let ws = Workspace::with_simulator("sonar-community", SEED).await;
+    let sonar = sonarqube_of(&sonar_seed_of("edition: community\nversion: 26.7.0.124771")).await;
+    let file = ws.write_manifests(
+        "resources.yaml",
+        &[configuration("sonarqube"), PLATFORM.to_owned()].join("---"),
+        OPERATOR_TOKEN,
+    );
+    let sonar_url = sonar.base_url();
+    let applied = run(&["apply", "-f", &file, "--sonarqube-url", &sonar_url]).await;
+    let out = all(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{out}");
+    assert_no_token(&out);
+    assert_eq!(sonar.simulator().user_pat("svc-operator", "bitbucket").as_deref(), Some(READER_TOKEN));
+    let binding = sonar.simulator().binding("PLAT_api-gateway").unwrap_or_else(|| panic!("not bound: {out}"));
+    assert_eq!(binding["slug"], "api-gateway", "{binding}");
+    let again = run(&["plan", "-f", &file, "--sonarqube-url", &sonar_url]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", all(&again));
+    sonar.shutdown().await;
     ws.done().await;
 }
