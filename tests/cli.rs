@@ -4,6 +4,8 @@
 //! - `check` (`tests/cli/check.rs`): `check`, for every way a connection can fail.
 //! - `inventory` (`tests/cli/inventory.rs`): `inventory`, the repositories bindings select, with
 //!   their webhooks and required reports, read without writing.
+//! - `sonarqube` (`tests/cli/sonarqube.rs`): `plan` and `apply` on the SonarQube side: the
+//!   DevOps Platform setting, project bindings, claims, no token in any output.
 //! - `simulator` (`tests/cli/simulator.rs`): the `simulator` and `demo` commands.
 //! - `examples` (`tests/cli/examples.rs`): every file of `examples/` is valid and the set is
 //!   complete.
@@ -23,4 +25,6 @@ mod inventory;
 mod plan;
 #[path = "cli/simulator.rs"]
 mod simulator;
+#[path = "cli/sonarqube.rs"]
+mod sonarqube;
 mod support;

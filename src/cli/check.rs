@@ -254,11 +254,7 @@ pub async fn run(request: &CheckArgs) -> Result<Vec<CheckResult>, CliError> {
         manifests.point_at(url.trim_end_matches('/'));
     }
     if let Some(url) = &request.sonarqube_url {
-        for item in &mut manifests.sonarqube_configurations {
-            item.object.spec.url = url.trim_end_matches('/').to_owned();
-            item.object.spec.allow_insecure_http = true;
-            item.object.spec.tls = None;
-        }
+        manifests.point_sonarqube_at(url.trim_end_matches('/'));
     }
     let chosen: Vec<ResolvedConfiguration<'_>> = manifests
         .all_configurations()

@@ -1,6 +1,6 @@
-//! `demo`: the operator's round on the embedded simulator, from the examples, in seconds and
-//! without a cluster: plan, apply, a table of what became Ready, then a change behind the
-//! operator's back that `plan` sees and `apply` repairs.
+//! `demo`: the operator's round on the embedded simulators (Bitbucket, and SonarQube beside it),
+//! from the examples, in seconds and without a cluster: plan, apply, a table of what became
+//! Ready, then changes behind the operator's back in both that `plan` sees and `apply` repairs.
 
 use std::{net::SocketAddr, path::Path};
 
@@ -8,17 +8,19 @@ use super::{
     Error,
     manifests::{LoadOptions, ManifestError, Manifests},
     plan::{Mode, Progress, RunReport, run},
-    simulator::{DEFAULT_SEED, start},
+    simulator::{DEFAULT_SEED, sonarqube_seed, start, start_sonarqube},
 };
 use crate::{
     plan::status::Phase,
-    simulator::{RunningSimulator, Seed},
+    simulator::{RunningSimulator, Seed, sonarqube::RunningSonarQube},
 };
 
 /// The examples, as shipped (file name, content).
 const EXAMPLES: &[(&str, &str)] = &[
     ("secret-token.yaml", include_str!("../../examples/secret-token.yaml")),
     ("secret-webhook.yaml", include_str!("../../examples/secret-webhook.yaml")),
+    ("secret-sonarqube-bitbucket-token.yaml", include_str!("../../examples/secret-sonarqube-bitbucket-token.yaml")),
+    ("sonarqube-configuration.yaml", include_str!("../../examples/sonarqube-configuration.yaml")),
     ("configuration.yaml", include_str!("../../examples/configuration.yaml")),
     ("cluster-configuration.yaml", include_str!("../../examples/cluster-configuration.yaml")),
     ("binding-single-repository.yaml", include_str!("../../examples/binding-single-repository.yaml")),
@@ -32,8 +34,8 @@ const EXAMPLES: &[(&str, &str)] = &[
 /// configuration's Secret).
 const NAMESPACE: &str = "demo";
 
-/// The examples as manifests, pointed at `url`.
-pub fn examples(url: &str) -> Result<Manifests, Error> {
+/// The examples as manifests, pointed at `url` (Bitbucket) and `sonarqube_url`.
+pub fn examples(url: &str, sonarqube_url: &str) -> Result<Manifests, Error> {
     let options = LoadOptions { default_namespace: NAMESPACE.into(), operator_namespace: NAMESPACE.into() };
     let mut manifests = Manifests { operator_namespace: NAMESPACE.into(), ..Default::default() };
     let mut problems = Vec::new();
@@ -44,8 +46,13 @@ pub fn examples(url: &str) -> Result<Manifests, Error> {
         return Err(Error::Examples(ManifestError { problems }));
     }
     manifests.point_at(url);
-    // The simulator has no rate limit of its own; the demo need not wait for one.
+    manifests.point_sonarqube_at(sonarqube_url);
+    // The simulators have no rate limit of their own; the demo need not wait for one.
     for item in &mut manifests.configurations {
+        item.object.spec.rate_limit.requests_per_second = 200;
+        item.object.spec.rate_limit.burst = 200;
+    }
+    for item in &mut manifests.sonarqube_configurations {
         item.object.spec.rate_limit.requests_per_second = 200;
         item.object.spec.rate_limit.burst = 200;
     }
@@ -62,15 +69,29 @@ pub async fn execute() -> Result<u8, Error> {
 pub async fn demo(out: &mut dyn std::io::Write) -> Result<bool, Error> {
     let seed = Seed::from_yaml(DEFAULT_SEED)
         .map_err(|source| Error::Seed { origin: "the built-in seed".to_owned(), source })?;
-    let simulator = start(seed, SocketAddr::from(([127, 0, 0, 1], 0)), false).await?;
-    let result = steps(&simulator, out).await;
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let simulator = start(seed, loopback, false).await?;
+    let sonarqube = match start_sonarqube(sonarqube_seed(None)?, loopback, false).await {
+        Ok(sonarqube) => sonarqube,
+        Err(error) => {
+            simulator.shutdown().await;
+            return Err(error);
+        }
+    };
+    let result = steps(&simulator, &sonarqube, out).await;
+    sonarqube.shutdown().await;
     simulator.shutdown().await;
     result
 }
 
-async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Result<bool, Error> {
+async fn steps(
+    simulator: &RunningSimulator,
+    sonarqube: &RunningSonarQube,
+    out: &mut dyn std::io::Write,
+) -> Result<bool, Error> {
     let url = simulator.base_url();
-    let manifests = examples(&url)?;
+    let sonarqube_url = sonarqube.base_url();
+    let manifests = examples(&url, &sonarqube_url)?;
     let targets = manifests.targets();
     let total = targets.count();
     let write = |out: &mut dyn std::io::Write, text: &str| out.write_all(text.as_bytes()).map_err(Error::Output);
@@ -78,7 +99,8 @@ async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Re
     write(
         out,
         &format!(
-            "A Bitbucket simulator runs at {url}, seeded from examples/simulator-seed.yaml.\n\
+            "A Bitbucket simulator runs at {url}, seeded from examples/simulator-seed.yaml,\n\
+         and a SonarQube simulator (Enterprise edition) at {sonarqube_url}, seeded from examples/sonarqube-seed.yaml.\n\
          The {} resources of examples/ are read as the cluster would store them.\n\n== 1. plan: what the operator would change ==\n",
             total
         ),
@@ -91,8 +113,9 @@ async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Re
     write(out, &applied.render_text())?;
     write(out, &format!("\n{}\n", table(&applied)))?;
     write(out, &format!("== What now exists in Bitbucket ==\n{}\n", inventory(simulator)))?;
+    write(out, &format!("== What now exists in SonarQube ==\n{}\n", sonarqube_state(sonarqube)))?;
 
-    write(out, "== 3. Someone changes Bitbucket behind the operator's back ==\n")?;
+    write(out, "== 3. Someone changes Bitbucket and SonarQube behind the operator's back ==\n")?;
     let sim = simulator.simulator();
     sim.delete_merge_check("PAY", "payments-api", "com.sonarsource.sonarqube")?;
     let hooks = sim.webhooks("PLAT", "api-gateway")?;
@@ -101,9 +124,13 @@ async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Re
             sim.delete_webhook("PLAT", "api-gateway", id)?;
         }
     }
+    // In SonarQube's Project Settings > DevOps Platform Integration, someone points a project
+    // at another repository.
+    sonarqube.simulator().set_binding("PLAT_api-gateway", "bitbucket", "PLAT", "auth-service", false)?;
     write(
         out,
-        "    removed the SonarQube required report of PAY/payments-api\n    deleted the ci-build webhook of PLAT/api-gateway\n\n",
+        "    removed the SonarQube required report of PAY/payments-api\n    deleted the ci-build webhook of PLAT/api-gateway\n    \
+         bound the SonarQube project PLAT_api-gateway to PLAT/auth-service in SonarQube's UI\n\n",
     )?;
 
     write(out, "== 4. plan sees the drift ==\n")?;
@@ -122,9 +149,10 @@ async fn steps(simulator: &RunningSimulator, out: &mut dyn std::io::Write) -> Re
         ),
     )?;
     write(out, &format!("{}\n", table(&repaired)))?;
+    write(out, &format!("== SonarQube after the repair ==\n{}\n", sonarqube_state(sonarqube)))?;
     write(
         out,
-        "Try it by hand: `bitbucket-operator simulator` in one terminal, then `bitbucket-operator plan -f examples/ --url http://127.0.0.1:7990` in another;\n\
+        "Try it by hand: `bitbucket-operator simulator` in one terminal, then `bitbucket-operator plan -f examples/ --url http://127.0.0.1:7990 --sonarqube-url http://127.0.0.1:9000` in another;\n\
          `bitbucket-operator inventory -f examples/ --url http://127.0.0.1:7990` lists every repository a binding selects, with its webhooks and required reports.\n",
     )?;
     Ok(converged)
@@ -147,6 +175,36 @@ pub fn table(report: &RunReport) -> String {
         text.push_str(&format!("{:<w0$}  {:<w1$}  {:<w2$}  {}\n", row[0], row[1], row[2], row[3]));
     }
     text
+}
+
+/// The DevOps Platform settings and the projects with their bindings, as the SonarQube simulator
+/// holds them (never a token).
+fn sonarqube_state(sonarqube: &RunningSonarQube) -> String {
+    let sim = sonarqube.simulator();
+    let mut text = String::new();
+    for setting in sim.alm_settings_json().as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "  DevOps Platform setting {} ({}): {}, {} project(s) bound\n",
+            setting["key"].as_str().unwrap_or_default(),
+            setting["alm"].as_str().unwrap_or_default(),
+            setting["url"].as_str().unwrap_or_default(),
+            setting["bindings"].as_u64().unwrap_or_default()
+        ));
+    }
+    for (key, name) in sim.projects() {
+        let bound = match sim.binding(&key) {
+            Some(binding) => format!(
+                "bound to {}/{} through setting {}{}",
+                binding["repository"].as_str().unwrap_or_default(),
+                binding["slug"].as_str().unwrap_or_default(),
+                binding["key"].as_str().unwrap_or_default(),
+                if binding["monorepo"] == true { " (monorepo)" } else { "" }
+            ),
+            None => "not bound".to_owned(),
+        };
+        text.push_str(&format!("  project {key} ({name}): {bound}\n"));
+    }
+    if text.is_empty() { "  (nothing)\n".into() } else { text }
 }
 
 /// Webhooks and required reports per repository, as the simulator holds them.

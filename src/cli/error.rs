@@ -5,7 +5,10 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use super::manifests::ManifestError;
-use crate::simulator::{SeedError, SimError, sonarqube::SonarSeedError};
+use crate::simulator::{
+    SeedError, SimError,
+    sonarqube::{SonarSeedError, SonarSimError},
+};
 
 /// Why a command stopped.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,9 @@ pub enum Error {
     /// A change to the simulator's state failed (the demo's drift step).
     #[error("{0}")]
     Simulator(#[from] SimError),
+    /// A change to the SonarQube simulator's state failed (the demo's drift step).
+    #[error("{0}")]
+    SonarQubeSimulator(#[from] SonarSimError),
     /// The async runtime cannot start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),

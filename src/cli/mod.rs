@@ -38,11 +38,11 @@ pub enum Output {
 /// The commands.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Show what would change in Bitbucket for these manifests. Exit code 0: nothing to change,
-    /// 2: changes pending, 1: an error.
+    /// Show what would change in Bitbucket and SonarQube for these manifests. Exit code 0:
+    /// nothing to change, 2: changes pending, 1: an error.
     Plan(plan::PlanArgs),
-    /// Make Bitbucket match these manifests once, as the operator would, and print each
-    /// resource's resulting status. Exit code 0 when everything converged, 1 otherwise.
+    /// Make Bitbucket and SonarQube match these manifests once, as the operator would, and print
+    /// each resource's resulting status. Exit code 0 when everything converged, 1 otherwise.
     Apply(plan::PlanArgs),
     /// List, from Bitbucket, the repositories each ProjectBinding in these manifests selects now,
     /// with the state of its webhooks and required reports on each. Only reads. Exit code 0 when
@@ -54,7 +54,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run the Bitbucket simulator, to try the operator and the examples without a Bitbucket.
     Simulator(simulator::SimulatorArgs),
-    /// Try the operator in one command: the simulator, the examples, plan, apply, drift, repair.
+    /// Try the operator in one command: the simulators (Bitbucket and SonarQube), the examples,
+    /// plan, apply, drift, repair.
     Demo,
     /// Run the controllers against the cluster (in-cluster service account or kubeconfig).
     Run(run::RunArgs),

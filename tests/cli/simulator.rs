@@ -132,5 +132,18 @@ async fn the_demo_runs_the_examples_to_convergence_and_prints_its_table() {
     assert!(out.contains("RESOURCE") && out.contains("READY") && out.contains("REASON"), "{out}");
     assert!(out.contains("ProjectBinding demo/platform-services") && out.contains("Bound"), "{out}");
     assert!(out.contains("plan sees the drift") && out.contains("nothing left to change"), "{out}");
+    // SonarQube's half: the setting, the created projects and their bindings, and the binding
+    // changed in SonarQube's UI that plan sees and apply puts back.
+    let sonarqube = out.split("== What now exists in SonarQube ==").nth(1).unwrap_or_default();
+    assert!(sonarqube.contains("DevOps Platform setting bitbucket (bitbucket)"), "{out}");
+    assert!(sonarqube.contains("project PLAT_api-gateway (API Gateway): bound to PLAT/api-gateway"), "{out}");
+    assert!(out.contains("SonarQube project PLAT_api-gateway: bind to PLAT/api-gateway"), "{out}");
+    assert!(out.contains("(was: PLAT/auth-service through setting bitbucket)"), "{out}");
+    let repaired = out.split("== SonarQube after the repair ==").nth(1).unwrap_or_default();
+    assert!(repaired.contains("project PLAT_api-gateway (API Gateway): bound to PLAT/api-gateway"), "{out}");
+    assert!(
+        !out.contains("BBDC-replace-with-a-read-only-token") && !out.contains("squ_"),
+        "a token was printed: {out}"
+    );
     assert!(started.elapsed() < Duration::from_secs(60), "the demo took {:?}", started.elapsed());
 }

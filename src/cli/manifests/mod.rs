@@ -151,17 +151,31 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Manifests, Manif
 
 impl Manifests {
     /// Points every configuration at `url` (allowing plain http, dropping TLS settings), for the
-    /// demo and for trying manifests against a simulator.
+    /// demo and for trying manifests against a simulator. SonarQube is given the same URL for
+    /// Bitbucket (`sonarqube.bitbucketUrl` is dropped): it must reach the same server.
     pub fn point_at(&mut self, url: &str) {
-        for item in &mut self.configurations {
+        let specs = self
+            .configurations
+            .iter_mut()
+            .map(|item| &mut item.object.spec)
+            .chain(self.cluster_configurations.iter_mut().map(|item| &mut item.object.spec.connection));
+        for spec in specs {
+            spec.url = url.to_owned();
+            spec.allow_insecure_http = true;
+            spec.tls = None;
+            if let Some(block) = &mut spec.sonarqube {
+                block.bitbucket_url = None;
+            }
+        }
+    }
+
+    /// Points every SonarQubeConfiguration at `url` (allowing plain http, dropping TLS
+    /// settings), as [`Manifests::point_at`] does for Bitbucket.
+    pub fn point_sonarqube_at(&mut self, url: &str) {
+        for item in &mut self.sonarqube_configurations {
             item.object.spec.url = url.to_owned();
             item.object.spec.allow_insecure_http = true;
             item.object.spec.tls = None;
-        }
-        for item in &mut self.cluster_configurations {
-            item.object.spec.connection.url = url.to_owned();
-            item.object.spec.connection.allow_insecure_http = true;
-            item.object.spec.connection.tls = None;
         }
     }
 

@@ -9,10 +9,13 @@ use kube::ResourceExt as _;
 use crate::{
     api::{BitbucketConfigurationSpec, ProjectBinding, RequiredReport, refs::ConfigurationKind},
     bitbucket::ClientConfig,
-    cli::plan::{BindingTarget, ConfigurationTarget, ReportTarget, ResourceId, Targets},
+    cli::plan::{
+        BindingTarget, ConfigurationTarget, ReportTarget, ResourceId, SettingTarget, SonarQubeTarget, Targets,
+    },
     plan::{
-        connection::{ConnectionError, client_config},
+        connection::{ConnectionError, client_config, labelled, single_line},
         reasons,
+        sonarqube::setting::DesiredSetting,
         status::Outcome,
         webhooks::desired_webhooks,
     },
@@ -192,11 +195,27 @@ impl Manifests {
     /// manifests do not satisfy becomes that resource's `Stalled` outcome.
     pub fn targets(&self) -> Targets {
         let mut targets = Targets::default();
+        for item in &self.sonarqube_configurations {
+            let object = &item.object;
+            let namespace = object.namespace().unwrap_or_default();
+            targets.sonarqube.push(SonarQubeTarget {
+                source: item.source.to_string(),
+                id: ResourceId {
+                    kind: "SonarQubeConfiguration",
+                    namespace: Some(namespace.clone()),
+                    name: object.name_any(),
+                },
+                settings: crate::plan::sonarqube::connection::client_config(&object.spec, &namespace, |name| {
+                    self.secret(&namespace, name)
+                }),
+            });
+        }
         for configuration in self.all_configurations() {
             targets.configurations.push(ConfigurationTarget {
                 source: configuration.source.to_string(),
                 id: configuration.id(),
                 settings: self.client_config(&configuration),
+                sonarqube: self.setting_target(&configuration, &targets.sonarqube),
             });
         }
         for item in &self.bindings {
@@ -240,6 +259,55 @@ impl Manifests {
             });
         }
         targets
+    }
+}
+
+impl Manifests {
+    /// The SonarQube side of a configuration (`spec.sonarqube`), with its SonarQubeConfiguration
+    /// (an index into `sonarqube`) and the token SonarQube is to keep, or why it cannot be kept.
+    fn setting_target(
+        &self,
+        configuration: &ResolvedConfiguration<'_>,
+        sonarqube: &[SonarQubeTarget],
+    ) -> Option<Result<SettingTarget, Outcome>> {
+        let block = configuration.spec.sonarqube.as_ref()?;
+        let namespace = configuration.secret_namespace;
+        let name = &block.configuration_ref.name;
+        let Some(index) =
+            sonarqube.iter().position(|s| s.id.namespace.as_deref() == Some(namespace) && &s.id.name == name)
+        else {
+            return Some(Err(Outcome::stalled(
+                reasons::SONARQUBE_NOT_READY,
+                format!(
+                    "SonarQubeConfiguration {namespace}/{name} is not among the manifests; add it or fix spec.sonarqube.configurationRef.name"
+                ),
+            )));
+        };
+        let reference = &block.token_secret_ref;
+        let token = labelled(
+            &|name: &str| self.secret(namespace, name),
+            &reference.name,
+            namespace,
+            "sonarqube.tokenSecretRef.name",
+        )
+        .and_then(|data| single_line(&data, &reference.name, &reference.key, "sonarqube.tokenSecretRef.key"));
+        let token = match token {
+            Ok(token) => crate::bitbucket::Secret::new(token),
+            Err(error) => return Some(Err(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, error.to_string()))),
+        };
+        let url = block.bitbucket_url.as_deref().unwrap_or(&configuration.spec.url);
+        let url = match crate::sonarqube::normalize_url(url) {
+            Ok(url) => url,
+            Err(error) => return Some(Err(Outcome::stalled(reasons::SONARQUBE_INTEGRATION_FAILED, error.to_string()))),
+        };
+        // Files carry no Secret versions: the name is all there is to record.
+        let version = crate::api::configuration::SecretVersion {
+            name: reference.name.clone(),
+            uid: None,
+            resource_version: None,
+        };
+        let key = block.alm_setting_key.clone().unwrap_or_else(|| configuration.name.to_owned());
+        Some(Ok(SettingTarget { sonarqube: index, desired: DesiredSetting { key, url, token: version }, token }))
     }
 }
 

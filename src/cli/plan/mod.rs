@@ -4,9 +4,13 @@
 //!
 //! Without a cluster there is no status to remember what a binding managed before, so a webhook
 //! that was removed from a manifest is not deleted by `apply` (the operator does delete it).
+//!
+//! The SonarQube side ([`sonarqube`]) runs in the same round: SonarQubeConfigurations first,
+//! then each Bitbucket configuration's DevOps Platform setting, then each binding's projects.
 
 mod progress;
 mod report;
+mod sonarqube;
 
 use std::{collections::BTreeSet, path::PathBuf};
 
@@ -19,12 +23,13 @@ use super::{
 };
 use crate::{
     api::{ProjectBindingSpec, RequiredReportSpec, required_report::ManagementPolicy},
-    bitbucket::{Client, ClientConfig, ErrorClass},
+    bitbucket::{Client, ClientConfig, ErrorClass, Secret},
     plan::{
         binding as plan_binding,
         connection::ConnectionError,
         merge_checks::{CheckChange, describe, desired_check, report_key},
         reasons, report as plan_report,
+        sonarqube::setting::DesiredSetting,
         status::Outcome,
         webhooks::{DeleteReason, DesiredWebhook, WebhookChange},
     },
@@ -56,6 +61,10 @@ pub struct Files {
     /// Send every configuration to this URL instead (for example a simulator's).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// Send every SonarQubeConfiguration to this SonarQube instead (for example the
+    /// simulator's).
+    #[arg(long, value_name = "URL")]
+    pub sonarqube_url: Option<String>,
 }
 
 impl Files {
@@ -71,7 +80,10 @@ impl Files {
             return Err(Error::NoResources);
         }
         if let Some(url) = &self.url {
-            manifests.point_at(url);
+            manifests.point_at(url.trim_end_matches('/'));
+        }
+        if let Some(url) = &self.sonarqube_url {
+            manifests.point_sonarqube_at(url.trim_end_matches('/'));
         }
         Ok(manifests)
     }
@@ -97,6 +109,29 @@ pub struct ConfigurationTarget {
     pub id: ResourceId,
     /// Its client settings, or why there are none.
     pub settings: Result<ClientConfig, ConnectionError>,
+    /// Its SonarQube side (`spec.sonarqube`), or why it cannot be kept; `None` without one.
+    pub sonarqube: Option<Result<SettingTarget, Outcome>>,
+}
+
+/// A SonarQubeConfiguration to connect to, with its client settings resolved from the
+/// manifests' Secrets.
+pub struct SonarQubeTarget {
+    /// Where it was read from, for messages.
+    pub source: String,
+    /// Which configuration.
+    pub id: ResourceId,
+    /// Its client settings, or why there are none.
+    pub settings: Result<crate::sonarqube::ClientConfig, ConnectionError>,
+}
+
+/// The DevOps Platform setting a Bitbucket configuration has SonarQube keep.
+pub struct SettingTarget {
+    /// Its SonarQubeConfiguration: an index into [`Targets::sonarqube`].
+    pub sonarqube: usize,
+    /// The setting as the spec asks for it.
+    pub desired: DesiredSetting,
+    /// The Bitbucket token SonarQube is to keep (`sonarqube.tokenSecretRef`).
+    pub token: Secret,
 }
 
 /// A binding, with its configuration (an index into the configurations) and its webhooks.
@@ -128,6 +163,8 @@ pub struct ReportTarget {
 /// Everything a run works on.
 #[derive(Default)]
 pub struct Targets {
+    /// SonarQubeConfigurations.
+    pub sonarqube: Vec<SonarQubeTarget>,
     /// Configurations (namespaced and cluster-scoped).
     pub configurations: Vec<ConfigurationTarget>,
     /// Bindings.
@@ -139,7 +176,7 @@ pub struct Targets {
 impl Targets {
     /// How many resources there are.
     pub fn count(&self) -> usize {
-        self.configurations.len() + self.bindings.len() + self.reports.len()
+        self.sonarqube.len() + self.configurations.len() + self.bindings.len() + self.reports.len()
     }
 }
 
@@ -154,23 +191,46 @@ pub enum Mode {
 /// Runs the round once over the targets.
 pub async fn run(targets: &Targets, mode: Mode, progress: &mut Progress) -> RunReport {
     let mut resources = Vec::new();
+    // SonarQube first: the Bitbucket configurations keep their settings there.
+    let mut sonar_clients = Vec::new();
+    for target in &targets.sonarqube {
+        progress.step(&target.id);
+        let (mut result, client) = sonarqube::connect(target).await;
+        result.facts.insert(0, format!("from {}", target.source));
+        sonar_clients.push(client);
+        resources.push(result);
+    }
     let mut clients: Vec<Option<(Client, Outcome)>> = Vec::new();
+    let mut sides = Vec::new();
     for target in &targets.configurations {
         progress.step(&target.id);
         let (outcome, mut facts, client) = check_configuration(target).await;
         facts.insert(0, format!("from {}", target.source));
-        clients.push(client.map(|c| (c, outcome.clone())));
-        resources.push(ResourceResult { id: target.id.clone(), outcome, facts, changes: Vec::new() });
+        let mut result = ResourceResult { id: target.id.clone(), outcome, facts, changes: Vec::new() };
+        let side = match (&client, &target.sonarqube) {
+            (Some(_), Some(setting)) => {
+                Some(sonarqube::keep_setting(setting, targets, &sonar_clients, mode, &mut result).await)
+            }
+            _ => None,
+        };
+        sides.push(side);
+        clients.push(client.map(|c| (c, result.outcome.clone())));
+        resources.push(result);
     }
     // The repositories each binding binds (project key and slugs), for its reports.
     let mut bound: Vec<Option<(String, Vec<String>)>> = Vec::new();
+    let mut repositories = Vec::new();
+    let mut binding_results = Vec::new();
     for target in &targets.bindings {
         progress.step(&target.id);
-        let (mut result, slugs) = run_binding(target, &clients, &targets.configurations, mode).await;
+        let (mut result, slugs, names) = run_binding(target, &clients, &targets.configurations, mode).await;
         result.facts.insert(0, format!("from {}", target.source));
         bound.push(slugs);
-        resources.push(result);
+        repositories.push(names);
+        binding_results.push(result);
     }
+    sonarqube::keep_projects(targets, &sides, &sonar_clients, &repositories, mode, &mut binding_results).await;
+    resources.extend(binding_results);
     for target in &targets.reports {
         progress.step(&target.id);
         let mut result = run_report(target, targets, &clients, &bound, mode).await;
@@ -221,7 +281,7 @@ async fn run_binding(
     clients: &[Option<(Client, Outcome)>],
     configurations: &[ConfigurationTarget],
     mode: Mode,
-) -> (ResourceResult, Option<(String, Vec<String>)>) {
+) -> (ResourceResult, Option<(String, Vec<String>)>, Option<Vec<(String, String)>>) {
     let project = target.spec.project_key.clone();
     let mut result = ResourceResult {
         id: target.id.clone(),
@@ -236,14 +296,14 @@ async fn run_binding(
         Ok(client) => client,
         Err(outcome) => {
             result.outcome = outcome;
-            return (result, None);
+            return (result, None, None);
         }
     };
     let webhooks = match &target.webhooks {
         Ok(webhooks) => webhooks,
         Err(error) => {
             result.outcome = Outcome::stalled(error.reason(), error.to_string());
-            return (result, None);
+            return (result, None, None);
         }
     };
     // Without a cluster, the binding manages exactly what it declares.
@@ -258,10 +318,11 @@ async fn run_binding(
         Ok(plan) => plan,
         Err(error) => {
             result.outcome = Outcome::from_error(&error);
-            return (result, None);
+            return (result, None, None);
         }
     };
     let slugs: Vec<String> = plan.bound().map(|r| r.slug.clone()).collect();
+    let names: Vec<(String, String)> = plan.bound().map(|r| (r.slug.clone(), r.name.clone())).collect();
     result
         .facts
         .push(format!("repositories bound: {}", if slugs.is_empty() { "none".into() } else { slugs.join(", ") }));
@@ -290,7 +351,7 @@ async fn run_binding(
         },
         Mode::Apply => outcome,
     };
-    (result, Some((project, slugs)))
+    (result, Some((project, slugs)), Some(names))
 }
 
 fn webhook_change(slug: &str, change: &WebhookChange) -> Change {

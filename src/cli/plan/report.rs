@@ -41,6 +41,9 @@ pub enum Action {
     Delete,
     /// Something differs and is left alone (`managementPolicy: Observe`).
     Drift,
+    /// Something cannot be made as asked until the user changes something (the detail says
+    /// what): a SonarQube project that is missing or claimed by another binding.
+    Blocked,
 }
 
 impl Action {
@@ -50,6 +53,7 @@ impl Action {
             Self::Update => "~",
             Self::Delete => "-",
             Self::Drift => "!",
+            Self::Blocked => "x",
         }
     }
 
@@ -59,20 +63,21 @@ impl Action {
             Self::Update => "update",
             Self::Delete => "delete",
             Self::Drift => "drift",
+            Self::Blocked => "blocked",
         }
     }
 }
 
-/// One change on one repository.
+/// One change on one repository (or on a SonarQube instance).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    /// The repository slug.
+    /// The repository slug; for a DevOps Platform setting, `SonarQube namespace/name`.
     pub repository: String,
     /// What happens.
     pub action: Action,
-    /// `webhook` or `required report`.
+    /// `webhook`, `required report`, `SonarQube setting` or `SonarQube project`.
     pub object: &'static str,
-    /// The webhook name or report key.
+    /// The webhook name, report key, setting key or SonarQube project key.
     pub name: String,
     /// The details a reviewer needs (never a secret value).
     pub detail: String,
@@ -149,6 +154,7 @@ impl RunReport {
                 }
                 let verb = match (self.mode, change.action) {
                     (_, Action::Drift) => "left alone (managementPolicy: Observe)",
+                    (_, Action::Blocked) => "cannot be made",
                     (Mode::Plan, _) => "",
                     (Mode::Apply, Action::Create) => "created",
                     (Mode::Apply, Action::Update) => "updated",
@@ -180,6 +186,7 @@ impl RunReport {
         let (add, change, destroy) =
             (self.count(Action::Create), self.count(Action::Update), self.count(Action::Delete));
         let drift = self.count(Action::Drift);
+        let blocked = self.count(Action::Blocked);
         let failures = self.failures();
         let verb = if self.mode == Mode::Plan { "Plan" } else { "Applied" };
         out.push_str(&format!("\n{verb}: {add} to add, {change} to change, {destroy} to destroy"));
@@ -191,6 +198,9 @@ impl RunReport {
         }
         if drift > 0 {
             out.push_str(&format!(", {drift} drifted and left alone"));
+        }
+        if blocked > 0 {
+            out.push_str(&format!(", {blocked} cannot be made"));
         }
         if failures > 0 {
             out.push_str(&format!("; {failures} resource(s) failed"));
@@ -232,6 +242,7 @@ impl RunReport {
                 "change": self.count(Action::Update),
                 "destroy": self.count(Action::Delete),
                 "drift": self.count(Action::Drift),
+                "blocked": self.count(Action::Blocked),
                 "failed": self.failures(),
             },
             "exitCode": self.exit_code(),
