@@ -27,9 +27,9 @@ use super::{
     error::Error,
     events::listed,
     inventories::{Inventory, Listing, recorded},
-    projects,
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
     references::{Connected, cleanup_client, connect, reports_of},
+    sonarqube_projects,
 };
 
 impl Kind for ProjectBinding {
@@ -125,8 +125,11 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
     let departed: Vec<String> = resolved.departed.iter().map(|(_, slug)| slug.clone()).collect();
     let input = BindingInput { spec: &binding.spec, webhooks: &webhooks, managed: &managed, departed: &departed };
     let bound_ids: Vec<i64> = resolved.bound.iter().map(|r| r.id).collect();
-    let repositories: Vec<projects::Repository> =
-        resolved.bound.iter().map(|r| projects::Repository { slug: r.slug.clone(), name: r.name.clone() }).collect();
+    let repositories: Vec<sonarqube_projects::Repository> = resolved
+        .bound
+        .iter()
+        .map(|r| sonarqube_projects::Repository { slug: r.slug.clone(), name: r.name.clone() })
+        .collect();
 
     let plan = match observe(&client, &input, resolved.bound).await {
         Ok(plan) => plan,
@@ -143,7 +146,7 @@ async fn bind(ctx: &Context, binding: &ProjectBinding) -> Result<Round<ProjectBi
     let outcomes = apply(&client, &plan).await;
     let (mut notices, mut corrected) = announce(&outcomes);
 
-    let sonar = projects::keep(ctx, binding, &repositories, &departed).await?;
+    let sonar = sonarqube_projects::keep(ctx, binding, &repositories, &departed).await?;
     status.sonarqube = sonar.status;
 
     let tally = tally(&plan, &outcomes);
@@ -239,8 +242,8 @@ async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<Proje
     };
     let mut notices = Vec::new();
     if let Some(record) = &sonar {
-        match projects::release(ctx, binding, record, &slugs).await? {
-            Ok(released) => notices.extend(projects::released_notice(&released)),
+        match sonarqube_projects::release(ctx, binding, record, &slugs).await? {
+            Ok(released) => notices.extend(sonarqube_projects::released_notice(&released)),
             Err(outcome) => {
                 let message = format!(
                     "{}; or remove spec.sonarqube to leave the SonarQube bindings as they are",

@@ -16,11 +16,11 @@ mod integration;
 pub mod inventories;
 pub mod leader;
 mod mappers;
-mod projects;
 pub mod reconcile;
 pub mod references;
 mod report;
 pub mod sonarqube;
+mod sonarqube_projects;
 mod status;
 pub mod stores;
 

@@ -3,7 +3,6 @@
 //! knows nothing of Kubernetes; the decisions are made by [`crate::plan`].
 
 pub mod binding;
-pub mod projects;
 pub mod report;
 pub mod sonarqube;
 

@@ -28,9 +28,9 @@ use crate::{
         status::Outcome,
     },
     sonarqube::{Alm, Binding, BindingSupport, Client, Error, ServerInfo},
-    sync::{
+    sync::sonarqube::{
+        SettingFailure, keep_setting as keep,
         projects::{self, ProjectWork, Route, observe_projects},
-        sonarqube::{SettingFailure, keep_setting as keep},
     },
 };
 
@@ -137,6 +137,11 @@ async fn setting_round(
             }
             Err(SettingFailure::Refused(action)) => return Err(refused(&action, &desired.key)),
             Err(SettingFailure::Failed(error)) => return Err(failed(&error)),
+            // Written, then refused by SonarQube's own check: say both.
+            Err(SettingFailure::Unvalidated { action, error }) => {
+                result.changes.extend(setting_change(&place, desired, &action));
+                return Err(failed(&error));
+            }
         },
     };
     result.changes.extend(setting_change(&place, desired, &action));

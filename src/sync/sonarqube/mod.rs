@@ -1,6 +1,7 @@
 //! The I/O half of keeping SonarQube's DevOps Platform setting for a Bitbucket configuration:
 //! read what SonarQube lists, carry out [`crate::plan::sonarqube::setting::plan_setting`],
 //! have SonarQube validate the setting when it changed or is due, and count its bindings.
+pub mod projects;
 
 use crate::{
     bitbucket::Secret,

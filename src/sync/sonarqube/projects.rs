@@ -13,7 +13,7 @@ use crate::{
     sonarqube::{BitbucketBinding, BoundProject, Client, Error},
 };
 
-use super::PARALLEL_REPOSITORIES;
+use crate::sync::PARALLEL_REPOSITORIES;
 
 /// How this SonarQube binds a project to its repository.
 #[derive(Clone, Debug)]

@@ -25,7 +25,7 @@ use crate::{
         status::Outcome,
     },
     sonarqube,
-    sync::projects::{ProjectWork, Released, Route, keep_projects, release_projects},
+    sync::sonarqube::projects::{ProjectWork, Released, Route, keep_projects, release_projects},
 };
 
 use super::{
