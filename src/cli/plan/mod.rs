@@ -5,7 +5,7 @@
 //! Without a cluster there is no status to remember what a binding managed before, so a webhook
 //! that was removed from a manifest is not deleted by `apply` (the operator does delete it).
 //!
-//! The SonarQube side ([`sonarqube`]) runs in the same round: SonarQubeConfigurations first,
+//! The SonarQube side (module `sonarqube`) runs in the same round: SonarQubeConfigurations first,
 //! then each Bitbucket configuration's DevOps Platform setting, then each binding's projects.
 
 mod progress;
