@@ -211,15 +211,41 @@ pub fn ca_bundle(
 /// A fingerprint of everything that shapes a client (URL, credential, TLS, limits), so that a
 /// change to the spec or to a Secret's value gives a new client. Never printed.
 pub fn fingerprint(config: &ClientConfig) -> u64 {
+    client_fingerprint(&ClientShape {
+        base_url: &config.base_url,
+        credential: &config.credentials.header_value(),
+        ca_pem: config.ca_pem.as_deref(),
+        insecure_skip_verify: config.insecure_skip_verify,
+        request_timeout: config.request_timeout,
+        connect_timeout: config.connect_timeout,
+        rate_limit: &config.rate_limit,
+    })
+}
+
+/// What shapes an HTTP client of either server, for [`client_fingerprint`].
+pub(crate) struct ClientShape<'a> {
+    pub base_url: &'a str,
+    /// The credential as sent (hashed, never printed).
+    pub credential: &'a str,
+    pub ca_pem: Option<&'a [u8]>,
+    pub insecure_skip_verify: bool,
+    pub request_timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+    pub rate_limit: &'a crate::bitbucket::RateLimit,
+}
+
+/// The fingerprint of a client's shape: the Bitbucket and the SonarQube clients are rebuilt when
+/// theirs changes.
+pub(crate) fn client_fingerprint(shape: &ClientShape<'_>) -> u64 {
     let mut hasher = DefaultHasher::new();
-    config.base_url.hash(&mut hasher);
-    config.credentials.header_value().hash(&mut hasher);
-    config.ca_pem.hash(&mut hasher);
-    config.insecure_skip_verify.hash(&mut hasher);
-    config.request_timeout.hash(&mut hasher);
-    config.connect_timeout.hash(&mut hasher);
-    config.rate_limit.requests_per_second.hash(&mut hasher);
-    config.rate_limit.burst.hash(&mut hasher);
+    shape.base_url.hash(&mut hasher);
+    shape.credential.hash(&mut hasher);
+    shape.ca_pem.hash(&mut hasher);
+    shape.insecure_skip_verify.hash(&mut hasher);
+    shape.request_timeout.hash(&mut hasher);
+    shape.connect_timeout.hash(&mut hasher);
+    shape.rate_limit.requests_per_second.hash(&mut hasher);
+    shape.rate_limit.burst.hash(&mut hasher);
     hasher.finish()
 }
 

@@ -88,12 +88,11 @@ pub(super) async fn keep_setting(
     mode: Mode,
     result: &mut ResourceResult,
 ) -> Result<Side, Outcome> {
-    let outcome = match setting_round(setting, targets, sonar, mode, result).await {
-        Ok(side) => return Ok(side),
-        Err(outcome) => outcome,
-    };
-    result.outcome = outcome.clone();
-    Err(outcome)
+    let side = setting_round(setting, targets, sonar, mode, result).await;
+    if let Err(outcome) = &side {
+        result.outcome = outcome.clone();
+    }
+    side
 }
 
 async fn setting_round(

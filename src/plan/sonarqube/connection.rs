@@ -2,16 +2,13 @@
 //! and from what the connection check found to the configuration's status and outcome. The
 //! consent rule (the credential label) and the Secret checks are the Bitbucket side's.
 
-use std::{
-    hash::{DefaultHasher, Hash, Hasher},
-    time::Duration,
-};
+use std::time::Duration;
 
 use crate::{
     api::sonarqube::{SonarQubeConfigurationSpec, SonarQubeServerInfo},
     bitbucket::{RateLimit, Secret},
     plan::{
-        connection::{ConnectionError, SecretData, ca_bundle, labelled, single_line},
+        connection::{ClientShape, ConnectionError, SecretData, ca_bundle, client_fingerprint, labelled, single_line},
         reasons,
         status::Outcome,
     },
@@ -56,16 +53,15 @@ pub fn client_config(
 /// A fingerprint of everything that shapes a client, so that a change to the spec or to a
 /// Secret's value gives a new one. Never printed.
 pub fn fingerprint(config: &ClientConfig) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    config.base_url.hash(&mut hasher);
-    config.token.expose().hash(&mut hasher);
-    config.ca_pem.hash(&mut hasher);
-    config.insecure_skip_verify.hash(&mut hasher);
-    config.request_timeout.hash(&mut hasher);
-    config.connect_timeout.hash(&mut hasher);
-    config.rate_limit.requests_per_second.hash(&mut hasher);
-    config.rate_limit.burst.hash(&mut hasher);
-    hasher.finish()
+    client_fingerprint(&ClientShape {
+        base_url: &config.base_url,
+        credential: config.token.expose(),
+        ca_pem: config.ca_pem.as_deref(),
+        insecure_skip_verify: config.insecure_skip_verify,
+        request_timeout: config.request_timeout,
+        connect_timeout: config.connect_timeout,
+        rate_limit: &config.rate_limit,
+    })
 }
 
 /// What the status says about a server the check reached.
