@@ -132,6 +132,14 @@ pub enum Error {
         /// What to do.
         advice: &'static str,
     },
+    /// An argument the operator was given cannot be sent (empty, too long, too many).
+    #[error("{field} {problem}")]
+    InvalidArgument {
+        /// The field, as the API names it, such as `buildParentKeys`.
+        field: &'static str,
+        /// What is wrong and what to do.
+        problem: String,
+    },
     /// The client could not be built from its configuration.
     #[error("invalid client configuration: {0}")]
     Configuration(String),
@@ -149,7 +157,10 @@ impl Error {
             Self::ProjectNotFound { .. } | Self::RepositoryNotFound { .. } | Self::NotFound { .. } => {
                 ErrorClass::NotFound
             }
-            Self::InvalidRequest { .. } | Self::Conflict { .. } | Self::Configuration(_) => ErrorClass::Invalid,
+            Self::InvalidRequest { .. }
+            | Self::Conflict { .. }
+            | Self::InvalidArgument { .. }
+            | Self::Configuration(_) => ErrorClass::Invalid,
             Self::UnsupportedServer { .. } => ErrorClass::Unsupported,
             Self::ResponseTooLarge { .. } => ErrorClass::TooLarge,
             // A garbled answer is most often a proxy or a server in trouble: retry.

@@ -12,6 +12,7 @@ mod paging;
 mod projects;
 mod rate_limit;
 mod repositories;
+mod required_builds;
 mod server;
 mod webhooks;
 
@@ -33,6 +34,10 @@ pub use merge_checks::{MANUAL_STEPS, MergeCheck, Severity};
 pub use projects::Project;
 pub use rate_limit::{RateLimit, RateLimiter};
 pub use repositories::{CloneLinks, Repository, RepositoryState};
+pub use required_builds::{
+    MAX_BUILD_KEY_CHARS, MAX_BUILD_KEYS, MAX_MATCHER_ID_CHARS, RefMatcher, RefMatcherType, RequiredBuildCondition,
+    RequiredBuildRequest,
+};
 pub(crate) use server::plain;
 pub use server::{Capabilities, ServerIdentity, UNSHOWN_USER, Version};
 pub use webhooks::{Webhook, WebhookRequest};

@@ -188,7 +188,8 @@ pub fn advice_for(error: &Error) -> Option<&'static str> {
         | Error::Conflict { .. } => USE_A_SUPPORTED_SERVER,
         Error::Configuration(_) => "fix the URL or the TLS settings",
         // Their messages say what to do.
-        Error::UnsupportedServer { .. }
+        Error::InvalidArgument { .. }
+        | Error::UnsupportedServer { .. }
         | Error::BadCredentials { .. }
         | Error::CaptchaRequired
         | Error::BasicAuthDisabled
@@ -555,6 +556,10 @@ mod tests {
                 advice: "ask Bitbucket's administrators",
             },
             Error::Configuration("the CA bundle is not valid PEM".into()),
+            Error::InvalidArgument {
+                field: "buildParentKeys",
+                problem: "holds 0 build keys; use between 1 and 100".into(),
+            },
         ];
         let variant = |error: &Error| match error {
             Error::ProjectNotFound { .. } => 0,
@@ -574,11 +579,12 @@ mod tests {
             Error::UnexpectedResponse { .. } => 14,
             Error::Configuration(_) => 15,
             Error::ResponseTooLarge { .. } => 16,
+            Error::InvalidArgument { .. } => 17,
         };
         let mut seen: Vec<usize> = errors.iter().map(variant).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..17).collect::<Vec<_>>(), "one error of each variant");
+        assert_eq!(seen, (0..18).collect::<Vec<_>>(), "one error of each variant");
         errors
     }
 

@@ -99,7 +99,7 @@ pub fn reason_for(error: &Error) -> &'static str {
         Error::RateLimited { .. } => reasons::RATE_LIMITED,
         Error::InvalidRequest { .. } | Error::Conflict { .. } => reasons::REJECTED,
         Error::UnsupportedServer { .. } => reasons::UNSUPPORTED_SERVER,
-        Error::Configuration(_) => reasons::INVALID_CONFIGURATION,
+        Error::InvalidArgument { .. } | Error::Configuration(_) => reasons::INVALID_CONFIGURATION,
         Error::ResponseTooLarge { .. } => reasons::RESPONSE_TOO_LARGE,
         Error::Server { .. }
         | Error::NotRunning { .. }
