@@ -37,6 +37,11 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/__simulator/projects/{key}/repos/{slug}/archived", put(archive_repo))
         .route("/__simulator/projects/{key}/repos/{slug}/webhooks/{id}", delete(delete_webhook))
         .route("/__simulator/projects/{key}/repos/{slug}/merge-checks/{report_key}", delete(delete_merge_check))
+        .route(
+            "/__simulator/projects/{key}/repos/{slug}/required-builds",
+            get(required_builds).post(add_required_build),
+        )
+        .route("/__simulator/projects/{key}/repos/{slug}/required-builds/{id}", delete(delete_required_build))
         .with_state(sim)
 }
 
@@ -46,12 +51,16 @@ fn error(status: u16, message: impl Into<String>) -> Response {
 
 fn sim_error(e: SimError) -> Response {
     let status = match e {
-        SimError::NoSuchProject(_) | SimError::NoSuchRepository(_) | SimError::NoSuchWebhook(_) => 404,
+        SimError::NoSuchProject(_)
+        | SimError::NoSuchRepository(_)
+        | SimError::NoSuchWebhook(_)
+        | SimError::NoSuchRequiredBuild(_) => 404,
         SimError::NoSuchUser(_) => 404,
         SimError::RepositoryExists(_) | SimError::TokenInUse => 409,
         SimError::InvalidSlug(_)
         | SimError::InvalidToken
         | SimError::InvalidMergeCheck(_)
+        | SimError::InvalidRequiredBuild(_)
         | SimError::WrongPermissionKind(_) => 400,
     };
     error(status, e.to_string())
@@ -254,6 +263,39 @@ async fn delete_merge_check(
     Path((key, slug, report_key)): Path<(String, String, String)>,
 ) -> Response {
     match sim.delete_merge_check(&key, &slug, &report_key) {
+        Ok(()) => no_content(),
+        Err(e) => sim_error(e),
+    }
+}
+
+async fn required_builds(AxState(sim): AxState<Simulator>, Path((key, slug)): Path<(String, String)>) -> Response {
+    match sim.required_builds(&key, &slug) {
+        Ok(conditions) => ok(&json!(conditions)),
+        Err(e) => sim_error(e),
+    }
+}
+
+/// The body is a set-request, as the REST API takes it; 201 with the new id.
+async fn add_required_build(
+    AxState(sim): AxState<Simulator>,
+    Path((key, slug)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = match parse(&body) {
+        Ok(b) => b,
+        Err(message) => return error(400, message),
+    };
+    match sim.add_required_build(&key, &slug, body) {
+        Ok(id) => json_response(201, &json!({"id": id})),
+        Err(e) => sim_error(e),
+    }
+}
+
+async fn delete_required_build(
+    AxState(sim): AxState<Simulator>,
+    Path((key, slug, id)): Path<(String, String, i64)>,
+) -> Response {
+    match sim.delete_required_build(&key, &slug, id) {
         Ok(()) => no_content(),
         Err(e) => sim_error(e),
     }

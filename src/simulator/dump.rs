@@ -75,6 +75,7 @@ impl State {
                                 .map(|w| w.to_json(true, self.server.reports_webhook_scope()))
                                 .collect::<Vec<_>>(),
                             "mergeChecks": r.merge_checks.values().map(MergeCheck::to_json).collect::<Vec<_>>(),
+                            "requiredBuilds": r.required_builds.values().map(|c| c.to_json()).collect::<Vec<_>>(),
                         })
                     })
                     .collect();

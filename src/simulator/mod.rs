@@ -1,6 +1,6 @@
 //! An in-process simulator of Bitbucket Data Center, following the project's wire contract
-//! (`shared/bitbucket-api.md`): server info, users, projects, repositories, repository webhooks and
-//! the modelled required-report merge checks, with Bitbucket's authentication quirks (anonymous
+//! (`shared/bitbucket-api.md`): server info, users, projects, repositories, repository webhooks,
+//! the modelled required-report merge checks and the required-builds conditions, with Bitbucket's authentication quirks (anonymous
 //! fallback for unknown bearer tokens, CAPTCHA lock-out, 401 for missing permissions), its paging
 //! and error envelopes, an optional per-user rate limit, fault injection, request counters and a
 //! control API under `/__simulator/`. Its SonarQube counterpart, for the SonarQube side of the
@@ -16,7 +16,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Both `/rest/api/1.0/...` and `/rest/api/latest/...` are served (same for `/rest/insights`).
+//! Both `/rest/api/1.0/...` and `/rest/api/latest/...` are served (same for `/rest/insights` and
+//! `/rest/required-builds`). Required builds (§8.3): `GET .../conditions` (paged, REPO_READ),
+//! `POST .../condition`, `PUT|DELETE .../condition/{id}` (REPO_ADMIN), under
+//! `/rest/required-builds/{version}/projects/{key}/repos/{slug}`, from 7.14 on.
 //! Request counters are keyed by `METHOD template` where the template is the route with its
 //! parameters as `{name}` and the API version as requested, e.g.
 //! `GET /rest/api/1.0/projects/{key}/repos` or
@@ -135,6 +138,18 @@
 //! 32. `GET /rest/api/{version}/repos` (all projects) lists the repositories the caller may read
 //!     ordered by project key then slug, personal projects (`~NAME`) last; none of its filters
 //!     (`name`, `projectname`, `permission`, `visibility`) is applied.
+//! 33. Required builds (§8.3): the API starts at exactly 7.14.0; before, its paths answer like any
+//!     unknown `/rest` path (404, exceptionName `null`). Condition ids are one counter across all
+//!     repositories, starting at 1. A PUT of an unknown id answers 404 with exceptionName
+//!     `com.atlassian.bitbucket.build.requiredbuilds.NoSuchRequiredBuildConditionException`; DELETE
+//!     answers 204 for any id, a non-numeric one included. Invalid set-requests answer 400 with one
+//!     error per field, `context` `buildParentKeys` (none, more than 100, or an entry that is not a
+//!     non-empty string of at most 255 characters), `refMatcher.type` / `refMatcher.id` (and the same
+//!     for `exemptRefMatcher`); an `ANY_REF` matcher's id may be left out and is then
+//!     `ANY_REF_MATCHER_ID`. The list is ordered by id. Responses carry `displayId` (a branch's name
+//!     without `refs/heads/`, a model category or branch capitalised, otherwise the id) and
+//!     `type.name` (invented names); `requiredForPullRequest` and `requiredForMergeQueue` are neither
+//!     read nor reported.
 
 pub mod seed;
 pub mod sonarqube;
@@ -147,6 +162,7 @@ mod faults;
 mod merge_checks;
 mod projects;
 mod repositories;
+mod required_builds;
 mod respond;
 mod server;
 mod state;
@@ -165,7 +181,7 @@ use axum::{
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, put},
+    routing::{get, post, put},
 };
 use serde::Serialize;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -234,6 +250,10 @@ pub enum SimError {
     TokenInUse,
     #[error("invalid merge check: {0}")]
     InvalidMergeCheck(String),
+    #[error("required-builds condition {0} does not exist")]
+    NoSuchRequiredBuild(i64),
+    #[error("invalid required-builds condition: {0}")]
+    InvalidRequiredBuild(String),
     #[error("{0}")]
     WrongPermissionKind(String),
 }
@@ -308,6 +328,18 @@ impl Simulator {
                         "/rest/insights/{version}/projects/{{key}}/repos/{{slug}}/settings/merge-checks/{{reportKey}}"
                     ),
                     put(merge_checks::put).get(merge_checks::get).delete(merge_checks::delete),
+                )
+                .route(
+                    &format!("/rest/required-builds/{version}/projects/{{key}}/repos/{{slug}}/conditions"),
+                    get(required_builds::list),
+                )
+                .route(
+                    &format!("/rest/required-builds/{version}/projects/{{key}}/repos/{{slug}}/condition"),
+                    post(required_builds::create),
+                )
+                .route(
+                    &format!("/rest/required-builds/{version}/projects/{{key}}/repos/{{slug}}/condition/{{id}}"),
+                    put(required_builds::update).delete(required_builds::delete),
                 );
         }
         let rest = rest
@@ -437,6 +469,27 @@ impl Simulator {
     /// Removes a check; absent checks are fine, a missing repository is not.
     pub fn delete_merge_check(&self, project_key: &str, slug: &str, report_key: &str) -> Result<(), SimError> {
         self.lock().delete_merge_check(project_key, slug, report_key)
+    }
+
+    /// The repository's required-builds conditions as the list returns them, by id.
+    pub fn required_builds(&self, project_key: &str, slug: &str) -> Result<Vec<serde_json::Value>, SimError> {
+        self.lock().required_builds(project_key, slug)
+    }
+
+    /// Adds a condition as a user would in the UI: `condition` is a set-request, validated like
+    /// `POST`; returns the new id.
+    pub fn add_required_build(
+        &self,
+        project_key: &str,
+        slug: &str,
+        condition: serde_json::Value,
+    ) -> Result<i64, SimError> {
+        self.lock().add_required_build(project_key, slug, &condition)
+    }
+
+    /// Removes a condition behind the operator's back; an unknown id is an error here.
+    pub fn delete_required_build(&self, project_key: &str, slug: &str, id: i64) -> Result<(), SimError> {
+        self.lock().delete_required_build(project_key, slug, id)
     }
 
     /// Adds a personal token (no permission cap) for `user`.

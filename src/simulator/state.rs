@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{
     Faults, RateLimit, RequestRecord, SimError,
     auth::{AUTHENTICATION_REQUIRED, AUTHORISATION, Bucket, TokenCap},
+    required_builds::{Input as RequiredBuildInput, RequiredBuild},
     seed::{
         GlobalPermission, MergeCheckSeed, RepositorySeed, RepositoryState, Seed, SeedError, Severity, parse_version,
         valid_slug,
@@ -77,6 +78,7 @@ pub(crate) struct Repo {
     pub permissions: HashMap<UserId, u8>,
     pub webhooks: BTreeMap<i64, Webhook>,
     pub merge_checks: BTreeMap<String, MergeCheck>,
+    pub required_builds: BTreeMap<i64, RequiredBuild>,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +175,11 @@ impl ServerInfo {
         (self.major, self.minor) >= (5, 15)
     }
 
+    /// The required-builds API arrived with 7.14 (§8.3).
+    pub fn has_required_builds(&self) -> bool {
+        (self.major, self.minor) >= (7, 14)
+    }
+
     /// Repositories report `archived` from 8.0, when archiving arrived (§2.4).
     pub fn reports_archived(&self) -> bool {
         self.major >= 8
@@ -249,6 +256,7 @@ pub(crate) struct State {
     pub next_project_id: i64,
     pub next_repo_id: i64,
     pub next_webhook_id: i64,
+    pub next_required_build_id: i64,
     pub next_token_number: u64,
     /// Flipped on every rendered repository: the order of `links.clone` alternates.
     pub clone_flip: bool,
@@ -304,6 +312,7 @@ impl State {
             next_project_id: 1,
             next_repo_id: 1,
             next_webhook_id: 1,
+            next_required_build_id: 1,
             next_token_number: 1,
             clone_flip: false,
             base_url: None,
@@ -455,6 +464,7 @@ impl State {
             permissions: HashMap::new(),
             webhooks: BTreeMap::new(),
             merge_checks: BTreeMap::new(),
+            required_builds: BTreeMap::new(),
         }
     }
 
@@ -561,6 +571,26 @@ impl State {
     pub fn delete_merge_check(&mut self, key: &str, slug: &str, report_key: &str) -> Result<(), SimError> {
         self.repo_or_err(key, slug)?.merge_checks.remove(report_key);
         Ok(())
+    }
+
+    pub fn required_builds(&mut self, key: &str, slug: &str) -> Result<Vec<Value>, SimError> {
+        Ok(self.repo_or_err(key, slug)?.required_builds.values().map(RequiredBuild::to_json).collect())
+    }
+
+    /// Adds a condition as a user would in the UI (validated like `POST`); returns its id.
+    pub fn add_required_build(&mut self, key: &str, slug: &str, condition: &Value) -> Result<i64, SimError> {
+        self.repo_or_err(key, slug)?;
+        let input = RequiredBuildInput::from_json(condition).map_err(|errors| {
+            let text: Vec<String> = errors.into_iter().map(|(field, message)| format!("{field}: {message}")).collect();
+            SimError::InvalidRequiredBuild(text.join("; "))
+        })?;
+        self.insert_required_build(key, slug, input)
+            .map(|c| c.id)
+            .ok_or_else(|| SimError::NoSuchRepository(format!("{key}/{slug}")))
+    }
+
+    pub fn delete_required_build(&mut self, key: &str, slug: &str, id: i64) -> Result<(), SimError> {
+        self.repo_or_err(key, slug)?.required_builds.remove(&id).map(|_| ()).ok_or(SimError::NoSuchRequiredBuild(id))
     }
 }
 
