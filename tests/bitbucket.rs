@@ -4,6 +4,8 @@
 //!   endpoint and error class by error class.
 //! - `headers` (`tests/bitbucket/headers.rs`): what the client sends: credentials, User-Agent,
 //!   the XSRF header, no redirects.
+//! - `required_builds` (`tests/bitbucket/required_builds.rs`): the required-builds conditions
+//!   API, its ids, paging, permissions and servers without it.
 //! - `fuzz` (`tests/bitbucket/fuzz.rs`): hostile answers give errors, never panics.
 //! - `support` (`tests/support/`): helpers and the fixtures (seed, manifests) every binary shares.
 
@@ -16,4 +18,6 @@ mod conformance;
 mod fuzz;
 #[path = "bitbucket/headers.rs"]
 mod headers;
+#[path = "bitbucket/required_builds.rs"]
+mod required_builds;
 mod support;
