@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod configuration;
 pub mod coverage;
 pub mod refs;
+pub mod required_build;
 pub mod required_report;
 pub mod sonarqube;
 pub mod validation;
@@ -17,6 +18,7 @@ pub mod validation;
 pub use binding::{ProjectBinding, ProjectBindingSpec, ProjectBindingStatus};
 pub use cluster_configuration::{ClusterBitbucketConfiguration, ClusterBitbucketConfigurationSpec};
 pub use configuration::{BitbucketConfiguration, BitbucketConfigurationSpec, ConfigurationStatus};
+pub use required_build::{RequiredBuild, RequiredBuildSpec, RequiredBuildStatus};
 pub use required_report::{RequiredReport, RequiredReportSpec, RequiredReportStatus};
 pub use sonarqube::{SonarQubeConfiguration, SonarQubeConfigurationSpec, SonarQubeConfigurationStatus};
 
@@ -34,6 +36,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         BitbucketConfiguration::crd(),
         ClusterBitbucketConfiguration::crd(),
         ProjectBinding::crd(),
+        RequiredBuild::crd(),
         RequiredReport::crd(),
         SonarQubeConfiguration::crd(),
     ]
