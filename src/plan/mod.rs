@@ -8,6 +8,7 @@ pub mod dependencies;
 pub mod merge_checks;
 pub mod reasons;
 pub mod report;
+pub mod required_builds;
 pub mod selection;
 pub mod sonarqube;
 pub mod status;
