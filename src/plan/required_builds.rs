@@ -22,67 +22,30 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::{
-    required_build::{AppliedBuild, RefMatcher, RefMatcherType, RequiredBuildSpec},
-    required_report::{DeletionPolicy, ManagementPolicy},
+use crate::{
+    api::{
+        required_build::{AppliedBuild, RefMatcher as SpecMatcher, RefMatcherType as SpecType, RequiredBuildSpec},
+        required_report::{DeletionPolicy, ManagementPolicy},
+    },
+    bitbucket::{RefMatcher, RefMatcherType as WireType, RequiredBuildCondition, RequiredBuildRequest},
 };
 
 /// The id Bitbucket's `ANY_REF` matcher is sent with; it is never compared.
 pub const ANY_REF_ID: &str = "ANY_REF_MATCHER_ID";
 
-/// The kind of refs a matcher selects, as Bitbucket names it (`type.id` on the wire).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum MatcherType {
-    /// `ANY_REF`: every ref.
-    AnyRef,
-    /// `BRANCH`: one branch, by its full ref.
-    Branch,
-    /// `PATTERN`: refs matching a pattern.
-    Pattern,
-    /// `MODEL_CATEGORY`: a category of the branching model.
-    ModelCategory,
-    /// `MODEL_BRANCH`: the branching model's development or production branch.
-    ModelBranch,
+/// A matcher of one branch, given by name or full ref.
+pub fn branch(name: &str) -> RefMatcher {
+    RefMatcher { id: full_ref(name), kind: WireType::Branch }
 }
 
-impl MatcherType {
-    /// The type's id on the wire.
-    pub fn wire_id(self) -> &'static str {
-        match self {
-            Self::AnyRef => "ANY_REF",
-            Self::Branch => "BRANCH",
-            Self::Pattern => "PATTERN",
-            Self::ModelCategory => "MODEL_CATEGORY",
-            Self::ModelBranch => "MODEL_BRANCH",
+/// Whether both matchers select the same refs (see the module doc).
+pub fn same_refs(a: &RefMatcher, b: &RefMatcher) -> bool {
+    a.kind == b.kind
+        && match a.kind {
+            WireType::AnyRef => true,
+            WireType::Branch => full_ref(&a.id) == full_ref(&b.id),
+            _ => a.id == b.id,
         }
-    }
-}
-
-/// A ref matcher: its type and its id (the full ref, the pattern, the category or the model
-/// branch).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Matcher {
-    /// What kind of refs it selects.
-    pub type_: MatcherType,
-    /// Which ones.
-    pub id: String,
-}
-
-impl Matcher {
-    /// A matcher of one branch, given by name or full ref.
-    pub fn branch(name: &str) -> Self {
-        Self { type_: MatcherType::Branch, id: full_ref(name) }
-    }
-
-    /// Whether both select the same refs (see the module doc).
-    pub fn same_refs(&self, other: &Self) -> bool {
-        self.type_ == other.type_
-            && match self.type_ {
-                MatcherType::AnyRef => true,
-                MatcherType::Branch => full_ref(&self.id) == full_ref(&other.id),
-                _ => self.id == other.id,
-            }
-    }
 }
 
 fn full_ref(branch: &str) -> String {
@@ -95,21 +58,30 @@ pub struct Content {
     /// The builds that must pass.
     pub build_keys: BTreeSet<String>,
     /// The refs (pull request targets) it applies to.
-    pub ref_matcher: Matcher,
+    pub ref_matcher: RefMatcher,
     /// The refs exempt from it.
-    pub exempt: Option<Matcher>,
+    pub exempt: Option<RefMatcher>,
 }
 
 impl Content {
     /// Whether both have the same content (see the module doc).
     pub fn same_as(&self, other: &Self) -> bool {
         self.build_keys == other.build_keys
-            && self.ref_matcher.same_refs(&other.ref_matcher)
+            && same_refs(&self.ref_matcher, &other.ref_matcher)
             && match (&self.exempt, &other.exempt) {
                 (None, None) => true,
-                (Some(a), Some(b)) => a.same_refs(b),
+                (Some(a), Some(b)) => same_refs(a, b),
                 _ => false,
             }
+    }
+
+    /// The body that creates a condition with this content, or gives it to one.
+    pub fn request(&self) -> RequiredBuildRequest {
+        RequiredBuildRequest {
+            build_parent_keys: self.build_keys.iter().cloned().collect(),
+            ref_matcher: self.ref_matcher.clone(),
+            exempt_ref_matcher: self.exempt.clone(),
+        }
     }
 }
 
@@ -122,6 +94,19 @@ pub struct Condition {
     pub content: Content,
 }
 
+impl From<&RequiredBuildCondition> for Condition {
+    fn from(condition: &RequiredBuildCondition) -> Self {
+        Self {
+            id: condition.id,
+            content: Content {
+                build_keys: condition.build_parent_keys.iter().cloned().collect(),
+                ref_matcher: condition.ref_matcher.clone(),
+                exempt: condition.exempt_ref_matcher.clone(),
+            },
+        }
+    }
+}
+
 /// A spec (or applied record) that cannot be turned into a condition. The CRD's rules refuse
 /// all of these; the error names the field for objects that bypassed them.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -132,7 +117,7 @@ pub enum ContentError {
         /// `refMatcher` or `exemptRefMatcher`.
         field: &'static str,
         /// The matcher's type.
-        type_: RefMatcherType,
+        type_: SpecType,
     },
     /// No build keys.
     #[error("buildParentKeys is empty: list at least one build key")]
@@ -152,8 +137,8 @@ pub fn applied(record: &AppliedBuild, default_branch: &str) -> Result<Content, C
 
 fn content(
     keys: &[String],
-    ref_matcher: Option<&RefMatcher>,
-    exempt: Option<&RefMatcher>,
+    ref_matcher: Option<&SpecMatcher>,
+    exempt: Option<&SpecMatcher>,
     default_branch: &str,
 ) -> Result<Content, ContentError> {
     if keys.is_empty() {
@@ -161,21 +146,22 @@ fn content(
     }
     let ref_matcher = match ref_matcher {
         Some(matcher) => matcher_of(matcher, "refMatcher")?,
-        None => Matcher::branch(default_branch),
+        None => branch(default_branch),
     };
     let exempt = exempt.map(|matcher| matcher_of(matcher, "exemptRefMatcher")).transpose()?;
     Ok(Content { build_keys: keys.iter().cloned().collect(), ref_matcher, exempt })
 }
 
-fn matcher_of(matcher: &RefMatcher, field: &'static str) -> Result<Matcher, ContentError> {
+fn matcher_of(matcher: &SpecMatcher, field: &'static str) -> Result<RefMatcher, ContentError> {
     let value = || matcher.value.clone().ok_or(ContentError::MissingValue { field, type_: matcher.type_ });
-    Ok(match matcher.type_ {
-        RefMatcherType::AnyRef => Matcher { type_: MatcherType::AnyRef, id: ANY_REF_ID.to_owned() },
-        RefMatcherType::Branch => Matcher::branch(&value()?),
-        RefMatcherType::Pattern => Matcher { type_: MatcherType::Pattern, id: value()? },
-        RefMatcherType::ModelCategory => Matcher { type_: MatcherType::ModelCategory, id: value()? },
-        RefMatcherType::ModelBranch => Matcher { type_: MatcherType::ModelBranch, id: value()? },
-    })
+    let (kind, id) = match matcher.type_ {
+        SpecType::AnyRef => return Ok(RefMatcher { id: ANY_REF_ID.to_owned(), kind: WireType::AnyRef }),
+        SpecType::Branch => return Ok(branch(&value()?)),
+        SpecType::Pattern => (WireType::Pattern, value()?),
+        SpecType::ModelCategory => (WireType::ModelCategory, value()?),
+        SpecType::ModelBranch => (WireType::ModelBranch, value()?),
+    };
+    Ok(RefMatcher { id, kind })
 }
 
 /// What differs on a repository.

@@ -12,12 +12,12 @@ fn spec(yaml: &str) -> RequiredBuildSpec {
     build.spec
 }
 
-fn content(keys: &[&str], ref_matcher: Matcher, exempt: Option<Matcher>) -> Content {
+fn content(keys: &[&str], ref_matcher: RefMatcher, exempt: Option<RefMatcher>) -> Content {
     Content { build_keys: keys.iter().map(|k| (*k).to_owned()).collect(), ref_matcher, exempt }
 }
 
 fn on_main(keys: &[&str]) -> Content {
-    content(keys, Matcher { type_: MatcherType::Branch, id: "refs/heads/main".into() }, None)
+    content(keys, branch("main"), None)
 }
 
 fn condition(id: i64, content: Content) -> Condition {
@@ -32,7 +32,7 @@ fn manage(desired: &Content, applied: Option<&Content>, observed: &[Condition]) 
 fn without_a_ref_matcher_the_condition_applies_to_the_default_branch() {
     let spec = spec("  buildParentKeys: [sonarqube-quality-gate]\n");
     let wanted = desired(&spec, "refs/heads/develop").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(wanted.ref_matcher.type_.wire_id(), "BRANCH");
+    assert_eq!(wanted.ref_matcher.kind.as_str(), "BRANCH");
     assert_eq!(wanted.ref_matcher.id, "refs/heads/develop");
     assert_eq!(wanted.exempt, None);
     // A default branch given by name is the same ref.
@@ -56,16 +56,16 @@ fn each_spec_matcher_becomes_its_bitbucket_matcher() {
             "  buildParentKeys: [ci]\n  refMatcher: {matcher}\n  exemptRefMatcher: {{type: ModelCategory, value: HOTFIX}}\n"
         ));
         let wanted = desired(&spec, "refs/heads/trunk").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((wanted.ref_matcher.type_.wire_id(), wanted.ref_matcher.id.as_str()), (type_id, id), "{matcher}");
+        assert_eq!((wanted.ref_matcher.kind.as_str(), wanted.ref_matcher.id.as_str()), (type_id, id), "{matcher}");
         let exempt = wanted.exempt.unwrap_or_else(|| panic!("{matcher}: no exempt matcher"));
-        assert_eq!((exempt.type_.wire_id(), exempt.id.as_str()), ("MODEL_CATEGORY", "HOTFIX"));
+        assert_eq!((exempt.kind.as_str(), exempt.id.as_str()), ("MODEL_CATEGORY", "HOTFIX"));
     }
 }
 
 #[test]
 fn a_matcher_without_a_value_is_an_error_naming_the_field() {
     let mut spec = spec("  buildParentKeys: [ci]\n");
-    spec.exempt_ref_matcher = Some(RefMatcher { type_: RefMatcherType::Pattern, value: None });
+    spec.exempt_ref_matcher = Some(SpecMatcher { type_: SpecType::Pattern, value: None });
     let error = desired(&spec, "main").err().unwrap_or_else(|| panic!("a matcher without a value was accepted"));
     assert!(error.to_string().starts_with("exemptRefMatcher.value is required"), "{error}");
     spec.exempt_ref_matcher = None;
@@ -76,16 +76,16 @@ fn a_matcher_without_a_value_is_an_error_naming_the_field() {
 
 #[test]
 fn content_compares_key_sets_full_refs_and_exemptions() {
-    let wanted = content(&["ci", "sonar"], Matcher::branch("main"), None);
-    assert!(content(&["sonar", "ci", "ci"], Matcher::branch("refs/heads/main"), None).same_as(&wanted));
-    assert!(!content(&["ci"], Matcher::branch("main"), None).same_as(&wanted), "a missing key");
-    assert!(!content(&["ci", "sonar", "lint"], Matcher::branch("main"), None).same_as(&wanted), "an extra key");
-    assert!(!content(&["ci", "sonar"], Matcher::branch("master"), None).same_as(&wanted), "another branch");
-    let pattern = Matcher { type_: MatcherType::Pattern, id: "main".into() };
+    let wanted = content(&["ci", "sonar"], branch("main"), None);
+    assert!(content(&["sonar", "ci", "ci"], branch("refs/heads/main"), None).same_as(&wanted));
+    assert!(!content(&["ci"], branch("main"), None).same_as(&wanted), "a missing key");
+    assert!(!content(&["ci", "sonar", "lint"], branch("main"), None).same_as(&wanted), "an extra key");
+    assert!(!content(&["ci", "sonar"], branch("master"), None).same_as(&wanted), "another branch");
+    let pattern = RefMatcher { id: "main".into(), kind: WireType::Pattern };
     assert!(!content(&["ci", "sonar"], pattern, None).same_as(&wanted), "a pattern is not a branch");
-    let hotfix = Matcher { type_: MatcherType::ModelCategory, id: "HOTFIX".into() };
-    assert!(!content(&["ci", "sonar"], Matcher::branch("main"), Some(hotfix)).same_as(&wanted), "an exemption");
-    let any = |id: &str| content(&["ci"], Matcher { type_: MatcherType::AnyRef, id: id.into() }, None);
+    let hotfix = RefMatcher { id: "HOTFIX".into(), kind: WireType::ModelCategory };
+    assert!(!content(&["ci", "sonar"], branch("main"), Some(hotfix)).same_as(&wanted), "an exemption");
+    let any = |id: &str| content(&["ci"], RefMatcher { id: id.into(), kind: WireType::AnyRef }, None);
     assert!(any(ANY_REF_ID).same_as(&any("any")), "every AnyRef matcher selects the same refs");
 }
 
@@ -133,8 +133,8 @@ fn without_a_condition_of_ours_one_is_created_and_others_are_left_alone() {
     let applied = on_main(&["old-ci"]);
     let others = [
         condition(1, on_main(&["lint"])),
-        condition(2, content(&["ci"], Matcher::branch("develop"), None)),
-        condition(3, content(&["ci"], Matcher::branch("main"), Some(Matcher::branch("main")))),
+        condition(2, content(&["ci"], branch("develop"), None)),
+        condition(3, content(&["ci"], branch("main"), Some(branch("main")))),
     ];
     let decision = manage(&wanted, Some(&applied), &others);
     assert_eq!(decision.drift, [Drift::Missing]);
@@ -201,7 +201,7 @@ fn removal_deletes_only_conditions_with_our_content() {
         condition(9, after.clone()),
         condition(1, before.clone()),
         condition(5, on_main(&["lint"])),
-        condition(6, content(&["sonarqube-quality-gate"], Matcher::branch("develop"), None)),
+        condition(6, content(&["sonarqube-quality-gate"], branch("develop"), None)),
         condition(2, after.clone()),
     ];
     assert_eq!(removals(&after, Some(&before), &observed), [1, 2, 9]);
