@@ -10,6 +10,23 @@ use super::{
     server::plain,
 };
 
+/// Characters of a ref name the client accepts from a server.
+const MAX_REF_CHARS: usize = 1024;
+
+/// A ref as `default-branch` answers it; only its full name is kept.
+#[derive(Deserialize)]
+struct RawRef {
+    id: String,
+}
+
+/// Whether a server's ref name is one the client keeps: a full ref, short, one printable line.
+fn valid_ref(id: &str) -> bool {
+    id.starts_with("refs/")
+        && id.len() > "refs/".len()
+        && id.chars().count() <= MAX_REF_CHARS
+        && !id.chars().any(|c| c.is_control() || c.is_whitespace() || is_bidi_control(c))
+}
+
 /// Bitbucket's repository states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -176,6 +193,30 @@ impl Client {
             );
         }
         Ok(repositories)
+    }
+    /// The repository's configured default branch as a full ref (`refs/heads/main`), whether or
+    /// not it has been pushed (needs REPO_READ).
+    pub async fn default_branch(&self, project: &str, slug: &str) -> Result<String, Error> {
+        let call = Call::new(
+            Method::GET,
+            "GET /rest/api/1.0/projects/{key}/repos/{slug}/default-branch",
+            &["rest", "api", "1.0", "projects", project, "repos", slug, "default-branch"],
+            format!("read the default branch of {project}/{slug}"),
+        );
+        let response = self.send(&call).await?;
+        if response.status != StatusCode::OK {
+            return Err(self.failure(&call, &response, || not_found_under(&response, project, Some(slug))));
+        }
+        let raw: RawRef = self.parse(&call, &response)?;
+        if valid_ref(&raw.id) {
+            Ok(raw.id)
+        } else {
+            Err(Error::UnexpectedResponse {
+                status: response.status.as_u16(),
+                endpoint: call.endpoint.to_owned(),
+                reason: "the answer's id is not a full ref name".into(),
+            })
+        }
     }
 
     /// One repository.

@@ -150,6 +150,8 @@
 //!     without `refs/heads/`, a model category or branch capitalised, otherwise the id) and
 //!     `type.name` (invented names); `requiredForPullRequest` and `requiredForMergeQueue` are neither
 //!     read nor reported.
+//! 34. `GET .../repos/{slug}/default-branch` is served by every version (it names the configured
+//!     default, pushed or not, as `{"id","displayId","type":"BRANCH"}`) and needs REPO_READ.
 
 pub mod seed;
 pub mod sonarqube;
@@ -318,6 +320,7 @@ impl Simulator {
                 .route(&format!("{api}/projects/{{key}}"), get(projects::get_project))
                 .route(&format!("{api}/projects/{{key}}/repos"), get(repositories::list))
                 .route(&repo, get(repositories::get))
+                .route(&format!("{repo}/default-branch"), get(repositories::default_branch))
                 .route(&format!("{repo}/webhooks"), get(webhooks::list).post(webhooks::create))
                 .route(
                     &format!("{repo}/webhooks/{{id}}"),
@@ -436,6 +439,11 @@ impl Simulator {
 
     pub fn delete_repository(&self, project_key: &str, slug: &str) -> Result<(), SimError> {
         self.lock().delete_repository(project_key, slug)
+    }
+
+    /// Changes a repository's default branch (a name or a full ref) behind the operator's back.
+    pub fn set_default_branch(&self, project_key: &str, slug: &str, branch: &str) -> Result<(), SimError> {
+        self.lock().set_default_branch(project_key, slug, branch)
     }
 
     pub fn set_repository_archived(&self, project_key: &str, slug: &str, archived: bool) -> Result<(), SimError> {

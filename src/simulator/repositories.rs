@@ -95,6 +95,23 @@ pub(crate) fn repo_view<'a>(
     }
 }
 
+/// `GET .../repos/{slug}/default-branch`: the configured default branch, pushed or not.
+pub(crate) async fn default_branch(
+    AxState(sim): AxState<Simulator>,
+    Extension(ctx): Extension<Ctx>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    finish((|| {
+        let (key, slug) = params(path)?;
+        let state = sim.lock();
+        require(&state, &ctx.caller, &key, &slug, 1, false)?;
+        let (_, repo) = find(&state, &key, &slug, false)?;
+        let id = repo.default_branch.as_str();
+        let display = id.strip_prefix("refs/heads/").unwrap_or(id);
+        Ok(ok(&serde_json::json!({"id": id, "displayId": display, "type": "BRANCH"})))
+    })())
+}
+
 /// Finds a repository: 404 `NoSuchProjectException` for a missing project (or
 /// `NoSuchRepositoryException` when `project_as_repo`), 404 `NoSuchRepositoryException` for a
 /// missing repository.

@@ -32,6 +32,9 @@ pub enum SeedError {
     /// Two projects share a key (compared case-insensitively).
     #[error("projects: the project key {0:?} is used twice")]
     DuplicateProject(String),
+    /// A default branch that is not one branch name.
+    #[error("{field} {branch:?} is not a branch name (no spaces or control characters, not empty)")]
+    InvalidDefaultBranch { field: String, branch: String },
     /// A repository slug breaks the slug rule.
     #[error(
         "{project}: repositories[{index}].slug {slug:?} is not a valid slug (lower-case letters, digits, '.', '_', '-')"
@@ -270,6 +273,9 @@ pub struct RepositorySeed {
     pub webhooks: Vec<WebhookSeed>,
     #[serde(default)]
     pub merge_checks: Vec<MergeCheckSeed>,
+    /// The default branch, by name or full ref. Default `main`.
+    #[serde(default)]
+    pub default_branch: Option<String>,
 }
 
 impl Default for RepositorySeed {
@@ -284,6 +290,7 @@ impl Default for RepositorySeed {
             permissions: BTreeMap::new(),
             webhooks: Vec::new(),
             merge_checks: Vec::new(),
+            default_branch: None,
         }
     }
 }
@@ -528,6 +535,14 @@ fn validate_repositories(label: &str, repos: &[RepositorySeed], users: &HashSet<
                     message: format!("the report key {:?} is used twice", check.report_key),
                 });
             }
+        }
+        if let Some(branch) = &repo.default_branch
+            && (branch.trim().is_empty() || branch.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(SeedError::InvalidDefaultBranch {
+                field: format!("{repo_label}.defaultBranch"),
+                branch: branch.clone(),
+            });
         }
     }
     Ok(())

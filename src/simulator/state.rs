@@ -25,6 +25,14 @@ pub const LOG_CAPACITY: usize = 10_000;
 
 pub(crate) type UserId = usize;
 
+/// The default branch of a repository created without one.
+pub(crate) const DEFAULT_BRANCH: &str = "refs/heads/main";
+
+/// A branch name as its full ref (`main` is `refs/heads/main`).
+fn full_ref(branch: &str) -> String {
+    if branch.starts_with("refs/") { branch.to_owned() } else { format!("refs/heads/{branch}") }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct User {
     pub id: i64,
@@ -79,6 +87,8 @@ pub(crate) struct Repo {
     pub webhooks: BTreeMap<i64, Webhook>,
     pub merge_checks: BTreeMap<String, MergeCheck>,
     pub required_builds: BTreeMap<i64, RequiredBuild>,
+    /// The configured default branch, as a full ref (whether or not it has been pushed).
+    pub default_branch: String,
 }
 
 #[derive(Debug, Clone)]
@@ -442,6 +452,7 @@ impl State {
                     permissions,
                     webhooks,
                     merge_checks,
+                    default_branch: seed.default_branch.as_deref().map_or(repo.default_branch.clone(), full_ref),
                     ..repo
                 },
             );
@@ -465,6 +476,7 @@ impl State {
             webhooks: BTreeMap::new(),
             merge_checks: BTreeMap::new(),
             required_builds: BTreeMap::new(),
+            default_branch: DEFAULT_BRANCH.to_owned(),
         }
     }
 
@@ -541,6 +553,12 @@ impl State {
             .remove(&slug.to_lowercase())
             .map(|_| ())
             .ok_or_else(|| SimError::NoSuchRepository(format!("{key}/{slug}")))
+    }
+
+    /// Sets the configured default branch (a name or a full ref).
+    pub fn set_default_branch(&mut self, key: &str, slug: &str, branch: &str) -> Result<(), SimError> {
+        self.repo_or_err(key, slug)?.default_branch = full_ref(branch);
+        Ok(())
     }
 
     pub fn set_repository_archived(&mut self, key: &str, slug: &str, archived: bool) -> Result<(), SimError> {

@@ -209,3 +209,15 @@ async fn invalid_requests_name_the_field() {
     assert_eq!(error, Error::InvalidRequest { field: Some("refMatcher.type".into()) });
     assert!(sim.simulator().required_builds("PAY", "payments-api").expect("state").is_empty());
 }
+
+#[tokio::test]
+async fn the_default_branch_is_read_as_a_full_ref_and_follows_a_change() {
+    let sim = simulator_as("8.19.1").await;
+    let reader = client(&sim, READER_TOKEN).await;
+    let before = reader.default_branch("PAY", "payments-api").await.expect("read");
+    assert!(before.starts_with("refs/heads/"), "{before}");
+    sim.simulator().set_default_branch("PAY", "payments-api", "develop").expect("change it");
+    assert_eq!(reader.default_branch("PAY", "payments-api").await.expect("read"), "refs/heads/develop");
+    let missing = reader.default_branch("PAY", "no-such-repo").await.expect_err("a missing repository");
+    assert_eq!(missing.class(), ErrorClass::NotFound, "{missing}");
+}
