@@ -1,5 +1,5 @@
 //! ProjectBinding: resolve the bound repositories, ensure their webhooks, report them in status.
-//! Deletion waits for the RequiredReports that use the binding, then removes its webhooks.
+//! Deletion waits for the RequiredReports and RequiredBuilds that use the binding, then removes its webhooks.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -28,7 +28,7 @@ use super::{
     events::listed,
     inventories::{Inventory, Listing, recorded},
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
-    references::{Connected, cleanup_client, connect, reports_of},
+    references::{Connected, cleanup_client, connect, dependents_of},
     sonarqube_projects,
 };
 
@@ -51,16 +51,19 @@ impl Kind for ProjectBinding {
     }
 }
 
-/// Records what the round concluded for the binding's reports, and wakes them when that
+/// Records what the round concluded for the binding's dependents, and wakes them when that
 /// changed.
 fn publish(ctx: &Context, binding: &ProjectBinding, inventory: Inventory) {
     if ctx.inventories.publish(binding, inventory) {
-        let reports = reports_of(&ctx.stores, binding);
+        let dependents = dependents_of(&ctx.stores, binding);
         let namespace = binding.namespace().unwrap_or_default();
-        for report in &reports {
+        for report in &dependents.reports {
             ctx.memo.mark_dirty(&key("RequiredReport", Some(&namespace), report));
         }
-        ctx.inventories.wake(binding, &reports);
+        for build in &dependents.builds {
+            ctx.memo.mark_dirty(&key("RequiredBuild", Some(&namespace), build));
+        }
+        ctx.inventories.wake(binding, &dependents);
     }
 }
 
@@ -209,14 +212,14 @@ fn announce(outcomes: &[RepositoryOutcome]) -> (Vec<Notice>, usize) {
 
 async fn unbind(ctx: &Context, binding: &ProjectBinding) -> Result<Cleanup<ProjectBindingStatus>, Error> {
     let status = binding.status.clone().unwrap_or_default();
+    let dependents = dependents_of(&ctx.stores, binding);
     if ctx.inventories.remove(binding) {
-        ctx.inventories.wake(binding, &reports_of(&ctx.stores, binding));
+        ctx.inventories.wake(binding, &dependents);
     }
-    let reports = reports_of(&ctx.stores, binding);
-    if !reports.is_empty() {
+    if !dependents.is_empty() {
         let message = format!(
-            "waiting for RequiredReport {} to be deleted first (they remove their checks through this binding)",
-            reports.join(", ")
+            "waiting for {} to be deleted first (they remove their checks through this binding)",
+            dependents.describe()
         );
         return Ok(Cleanup::Waiting(status, Outcome::reconciling(reasons::DELETING, message)));
     }

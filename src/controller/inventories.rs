@@ -1,5 +1,5 @@
 //! What each binding's last round in this process found: the repositories it binds, by id and
-//! slug, and the project's listing they came from. Its RequiredReports work from it, so the
+//! slug, and the project's listing they came from. Its RequiredReports and RequiredBuilds work from it, so the
 //! repositories need neither be listed in the binding's status nor read from Bitbucket again;
 //! a report waits (writing nothing) until this process's binding round has concluded.
 
@@ -12,7 +12,7 @@ use kube::{ResourceExt, runtime::reflector::ObjectRef};
 use tokio::sync::mpsc;
 
 use crate::{
-    api::{ProjectBinding, RequiredReport, coverage::RepositoryIds},
+    api::{ProjectBinding, RequiredBuild, RequiredReport, coverage::RepositoryIds},
     plan::status::Outcome,
 };
 
@@ -54,10 +54,18 @@ struct Entry {
     inventory: Inventory,
 }
 
-/// The inventories, by binding; a change wakes the binding's reports.
+/// The inventories, by binding; a change wakes the binding's dependents.
 pub struct Inventories {
     entries: Mutex<HashMap<String, Entry>>,
-    wake: mpsc::UnboundedSender<ObjectRef<RequiredReport>>,
+    wake: Wake,
+}
+
+/// Where the dependents of a binding are sent to be woken, by kind.
+pub struct Wake {
+    /// RequiredReports.
+    pub reports: mpsc::UnboundedSender<ObjectRef<RequiredReport>>,
+    /// RequiredBuilds.
+    pub builds: mpsc::UnboundedSender<ObjectRef<RequiredBuild>>,
 }
 
 fn key(namespace: Option<&str>, name: &str) -> String {
@@ -65,8 +73,8 @@ fn key(namespace: Option<&str>, name: &str) -> String {
 }
 
 impl Inventories {
-    /// Inventories that send the reports to wake on `wake`.
-    pub fn new(wake: mpsc::UnboundedSender<ObjectRef<RequiredReport>>) -> Self {
+    /// Inventories that send the dependents to wake on `wake`.
+    pub fn new(wake: Wake) -> Self {
         Self { entries: Mutex::default(), wake }
     }
 
@@ -93,12 +101,15 @@ impl Inventories {
         (entry.uid == binding.uid() && entry.generation == binding.metadata.generation).then(|| entry.inventory.clone())
     }
 
-    /// Asks for a reconcile of the binding's `reports` (by name).
-    pub fn wake(&self, binding: &ProjectBinding, reports: &[String]) {
+    /// Asks for a reconcile of the binding's `dependents`.
+    pub fn wake(&self, binding: &ProjectBinding, dependents: &super::references::Dependents) {
         let namespace = binding.namespace().unwrap_or_default();
-        for report in reports {
-            // Only closed when the controllers stop.
-            let _ = self.wake.send(ObjectRef::new(report).within(&namespace));
+        // The channels are only closed when the controllers stop.
+        for report in &dependents.reports {
+            let _ = self.wake.reports.send(ObjectRef::new(report).within(&namespace));
+        }
+        for build in &dependents.builds {
+            let _ = self.wake.builds.send(ObjectRef::new(build).within(&namespace));
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Watches that follow references: a Secret change re-reconciles the configurations and
 //! bindings that read it; a configuration change (new generation, readiness or client), its
-//! bindings; a binding's deletion, its required reports; a change of what proves SonarQube will
+//! bindings; a binding's deletion, its required reports and builds; a change of what proves SonarQube will
 //! post a report (a SonarQubeConfiguration's check, a configuration's SonarQube side), the
 //! required reports of the configuration's bindings. Changes that
 //! matter mark the dependents dirty, so their next reconcile talks to Bitbucket; the operator's
-//! own status writes do not. A binding's round wakes its reports itself (`inventories`).
+//! own status writes do not. A binding's round wakes its reports and builds itself (`inventories`).
 
 use std::{
     collections::HashMap,
@@ -31,7 +31,7 @@ use super::{
     clients::ConfigurationKey,
     configuration::ConfigurationObject,
     context::{Memo, key_of},
-    references::{configuration_key, uses},
+    references::{UsesBinding, configuration_key, uses, uses_binding},
     stores::Stores,
 };
 
@@ -234,14 +234,15 @@ where
     }
 }
 
-/// A deleted binding wakes its reports (a binding's rounds wake them when what it resolved
-/// changed: see `inventories`; its status writes do not, so that a report is not read again
-/// because its binding finished the webhooks).
-pub fn binding_to_reports(
+/// A deleted binding wakes the objects of `store` that use it (a binding's rounds wake them
+/// when what it resolved changed: see `inventories`; its status writes do not, so that a check
+/// is not read again because its binding finished the webhooks).
+pub fn binding_to_dependents<K: UsesBinding>(
     stores: &Stores,
+    store: &Store<K>,
     memo: &Arc<Memo>,
-) -> impl Fn(Arc<ProjectBinding>) -> Vec<ObjectRef<RequiredReport>> + Send + Sync + 'static {
-    let store = stores.reports.clone();
+) -> impl Fn(Arc<ProjectBinding>) -> Vec<ObjectRef<K>> + Send + Sync + 'static {
+    let store = store.clone();
     let bindings = stores.bindings.clone();
     let memo = memo.clone();
     let seen = Seen::default();
@@ -251,20 +252,18 @@ pub fn binding_to_reports(
         if !seen.changed(key_of(binding.as_ref()), exists) || exists {
             return Vec::new();
         }
-        let namespace = binding.namespace();
-        let name = binding.name_any();
-        dependents(&store, &memo, |r| r.namespace() == namespace && r.spec.binding_ref.name == name)
+        dependents(&store, &memo, |o| uses_binding(o, &binding))
     }
 }
 
-/// A report event wakes its binding only while the binding is being deleted (it waits for its
-/// reports to go).
-pub fn report_to_deleting_binding(
+/// An event of an object that uses a binding wakes the binding only while the binding is being
+/// deleted (it waits for its dependents to go).
+pub fn dependent_to_deleting_binding<K: UsesBinding>(
     stores: &Stores,
-) -> impl Fn(Arc<RequiredReport>) -> Option<ObjectRef<ProjectBinding>> + Send + Sync + 'static {
+) -> impl Fn(Arc<K>) -> Option<ObjectRef<ProjectBinding>> + Send + Sync + 'static {
     let store = stores.bindings.clone();
-    move |report| {
-        let reference = ObjectRef::new(&report.spec.binding_ref.name).within(&report.namespace().unwrap_or_default());
+    move |object| {
+        let reference = ObjectRef::new(object.binding_name()).within(&object.namespace().unwrap_or_default());
         store.get(&reference).filter(|b| b.metadata.deletion_timestamp.is_some()).map(|_| reference)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod api_server;
 mod binding;
+mod checks;
 pub mod clients;
 mod configuration;
 pub mod context;
@@ -19,6 +20,7 @@ mod mappers;
 pub mod reconcile;
 pub mod references;
 mod report;
+mod required_build;
 pub mod sonarqube;
 mod sonarqube_projects;
 mod status;
@@ -34,8 +36,8 @@ use kube::{
 };
 
 use crate::api::{
-    BitbucketConfiguration, ClusterBitbucketConfiguration, ConfigurationStatus, ProjectBinding, RequiredReport,
-    SonarQubeConfiguration,
+    BitbucketConfiguration, ClusterBitbucketConfiguration, ConfigurationStatus, ProjectBinding, RequiredBuild,
+    RequiredReport, SonarQubeConfiguration,
     refs::{CREDENTIAL_LABEL, CREDENTIAL_LABEL_VALUE},
 };
 
@@ -71,6 +73,11 @@ async fn watch_health(stores: Stores, telemetry: Arc<crate::telemetry::Telemetry
             &telemetry,
             "RequiredReport",
             stores.reports.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
+        );
+        count(
+            &telemetry,
+            "RequiredBuild",
+            stores.builds.state().iter().map(|o| o.status.as_ref().map(|s| s.conditions.clone())),
         );
         count(
             &telemetry,
@@ -134,7 +141,9 @@ async fn run_term(
     let clients = Arc::new(clients);
     let memo = Arc::new(context::Memo::default());
     let (wake_reports, reports_to_wake) = tokio::sync::mpsc::unbounded_channel();
-    let inventories = Arc::new(inventories::Inventories::new(wake_reports));
+    let (wake_builds, builds_to_wake) = tokio::sync::mpsc::unbounded_channel();
+    let inventories =
+        Arc::new(inventories::Inventories::new(inventories::Wake { reports: wake_reports, builds: wake_builds }));
     let credential_secrets = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}={CREDENTIAL_LABEL_VALUE}"));
     // One watched namespace: namespaced watches (and namespaced RBAC suffice); otherwise
     // cluster-wide watches, with objects outside the list ignored by the reconcilers.
@@ -155,6 +164,10 @@ async fn run_term(
         };
     let (_, binding_api, report_api, configuration_api) = scoped(&kube);
     let sonarqube_api: Api<SonarQubeConfiguration> = match &single {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
+    };
+    let build_api: Api<RequiredBuild> = match &single {
         Some(ns) => Api::namespaced(kube.clone(), ns),
         None => Api::all(kube.clone()),
     };
@@ -179,6 +192,7 @@ async fn run_term(
     let mut cluster_configuration_watch = Shared::<ClusterBitbucketConfiguration>::new();
     let mut binding_watch = Shared::<ProjectBinding>::new();
     let mut report_watch = Shared::<RequiredReport>::new();
+    let mut build_watch = Shared::<RequiredBuild>::new();
     let mut sonarqube_watch = Shared::<SonarQubeConfiguration>::new();
     let mut secrets_synced: Vec<_> = secret_watches.iter().map(|(_, watch)| watch.synced()).collect();
     secrets_synced.push(operator_secret_watch.synced());
@@ -187,6 +201,7 @@ async fn run_term(
         &cluster_configuration_watch,
         &binding_watch,
         &report_watch,
+        &build_watch,
         &sonarqube_watch,
         secrets_synced,
     );
@@ -232,7 +247,14 @@ async fn run_term(
             cluster_configuration_watch.followed(),
             mappers::configuration_to_bindings(&stores, &stores.cluster_configurations, &memo, &clients),
         )
-        .watches_shared_stream(report_watch.followed(), mappers::report_to_deleting_binding(&stores));
+        .watches_shared_stream(
+            report_watch.followed(),
+            mappers::dependent_to_deleting_binding::<RequiredReport>(&stores),
+        )
+        .watches_shared_stream(
+            build_watch.followed(),
+            mappers::dependent_to_deleting_binding::<RequiredBuild>(&stores),
+        );
     for (_, watch) in &mut secret_watches {
         bindings = bindings.watches_shared_stream(watch.followed(), mappers::secret_to_bindings(&stores, &memo));
     }
@@ -241,7 +263,10 @@ async fn run_term(
         receiver.recv().await.map(|report| (report, receiver))
     });
     let reports = Controller::for_shared_stream(report_watch.owned(), stores.reports.clone())
-        .watches_shared_stream(binding_watch.followed(), mappers::binding_to_reports(&stores, &memo))
+        .watches_shared_stream(
+            binding_watch.followed(),
+            mappers::binding_to_dependents(&stores, &stores.reports, &memo),
+        )
         .watches_shared_stream(
             configuration_watch.followed(),
             mappers::configuration_to_reports::<BitbucketConfiguration>(&stores, &memo),
@@ -255,6 +280,12 @@ async fn run_term(
             mappers::sonarqube_to_reports(&stores, &memo, options.operator_namespace.clone()),
         )
         .reconcile_on(woken);
+    let woken_builds = futures::stream::unfold(builds_to_wake, |mut receiver| async move {
+        receiver.recv().await.map(|build| (build, receiver))
+    });
+    let builds = Controller::for_shared_stream(build_watch.owned(), stores.builds.clone())
+        .watches_shared_stream(binding_watch.followed(), mappers::binding_to_dependents(&stores, &stores.builds, &memo))
+        .reconcile_on(woken_builds);
     let mut secret_runs: Vec<_> =
         secret_watches.into_iter().map(|(api, watch)| watch.run(api, credential_secrets.clone()).boxed()).collect();
     secret_runs.push(operator_secret_watch.run(operator_secrets, credential_secrets).boxed());
@@ -262,8 +293,9 @@ async fn run_term(
         configuration_watch.run(configuration_api, selected.clone()),
         cluster_configuration_watch.run(Api::all(kube.clone()), selected.clone()),
         binding_watch.run(binding_api, selected.clone()),
-        futures::future::join(
+        futures::future::join3(
             report_watch.run(report_api, selected.clone()),
+            build_watch.run(build_api, selected.clone()),
             sonarqube_watch.run(sonarqube_api, selected),
         ),
         futures::future::join_all(secret_runs),
@@ -289,10 +321,16 @@ async fn run_term(
             .graceful_shutdown_on(stopped_by(stopped.clone()))
             .run(reconcile::<ProjectBinding>, error_policy, ctx.clone())
             .for_each(|result| log_failure("ProjectBinding", result)),
-        reports
-            .graceful_shutdown_on(stopped_by(stopped))
-            .run(reconcile::<RequiredReport>, error_policy, ctx)
-            .for_each(|result| log_failure("RequiredReport", result)),
+        futures::future::join(
+            reports
+                .graceful_shutdown_on(stopped_by(stopped.clone()))
+                .run(reconcile::<RequiredReport>, error_policy, ctx.clone())
+                .for_each(|result| log_failure("RequiredReport", result)),
+            builds
+                .graceful_shutdown_on(stopped_by(stopped))
+                .run(reconcile::<RequiredBuild>, error_policy, ctx)
+                .for_each(|result| log_failure("RequiredBuild", result)),
+        ),
     );
     let grace = ctx_grace;
     // The watches and the health gauges end with the controllers: they run inside the same

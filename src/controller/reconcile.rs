@@ -224,6 +224,7 @@ conditioned!(
     crate::api::ConfigurationStatus,
     crate::api::ProjectBindingStatus,
     crate::api::RequiredReportStatus,
+    crate::api::RequiredBuildStatus,
     crate::api::SonarQubeConfigurationStatus
 );
 

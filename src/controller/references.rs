@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
 
 use crate::{
-    api::{BitbucketConfigurationSpec, ProjectBinding, RequiredReport, refs::ConfigurationKind},
+    api::{BitbucketConfigurationSpec, ProjectBinding, RequiredBuild, RequiredReport, refs::ConfigurationKind},
     bitbucket::Client,
     plan::{
         dependencies::{ConfigurationState, Recheck, configuration_usable},
@@ -75,22 +75,73 @@ pub fn users_of(stores: &Stores, key: &ConfigurationKey) -> Vec<String> {
         .collect()
 }
 
-/// The reports (by name) that use a binding.
-pub fn reports_of(stores: &Stores, binding: &ProjectBinding) -> Vec<String> {
-    let namespace = binding.namespace();
-    let name = binding.name_any();
-    stores
-        .reports
-        .state()
-        .iter()
-        .filter(|r| r.namespace() == namespace && r.spec.binding_ref.name == name)
-        .map(|r| r.name_any())
-        .collect()
+/// A kind that works on the repositories of one ProjectBinding of its namespace (its
+/// `bindingRef`): the merge checks.
+pub trait UsesBinding: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
+    /// The kind's name.
+    const KIND: &'static str;
+    /// The name of the binding it uses.
+    fn binding_name(&self) -> &str;
 }
 
-/// The binding a report refers to.
-pub fn binding_of(stores: &Stores, report: &RequiredReport) -> Option<Arc<ProjectBinding>> {
-    let reference = ObjectRef::new(&report.spec.binding_ref.name).within(&report.namespace().unwrap_or_default());
+impl UsesBinding for RequiredReport {
+    const KIND: &'static str = "RequiredReport";
+    fn binding_name(&self) -> &str {
+        &self.spec.binding_ref.name
+    }
+}
+
+impl UsesBinding for RequiredBuild {
+    const KIND: &'static str = "RequiredBuild";
+    fn binding_name(&self) -> &str {
+        &self.spec.binding_ref.name
+    }
+}
+
+/// Whether `object` uses `binding`.
+pub fn uses_binding<K: UsesBinding>(object: &K, binding: &ProjectBinding) -> bool {
+    object.namespace() == binding.namespace() && object.binding_name() == binding.name_any()
+}
+
+/// The objects that use a binding, by name: they keep it from being deleted and are woken when
+/// what it resolved changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dependents {
+    /// RequiredReports.
+    pub reports: Vec<String>,
+    /// RequiredBuilds.
+    pub builds: Vec<String>,
+}
+
+impl Dependents {
+    /// Whether nothing uses the binding.
+    pub fn is_empty(&self) -> bool {
+        self.reports.is_empty() && self.builds.is_empty()
+    }
+
+    /// `RequiredReport a, b and RequiredBuild c`.
+    pub fn describe(&self) -> String {
+        let kinds = [("RequiredReport", &self.reports), ("RequiredBuild", &self.builds)];
+        let parts: Vec<String> = kinds
+            .iter()
+            .filter(|(_, names)| !names.is_empty())
+            .map(|(kind, names)| format!("{kind} {}", names.join(", ")))
+            .collect();
+        parts.join(" and ")
+    }
+}
+
+/// What uses a binding.
+pub fn dependents_of(stores: &Stores, binding: &ProjectBinding) -> Dependents {
+    fn named<K: UsesBinding>(store: &kube::runtime::reflector::Store<K>, binding: &ProjectBinding) -> Vec<String> {
+        store.state().iter().filter(|o| uses_binding(o.as_ref(), binding)).map(|o| o.name_any()).collect()
+    }
+    Dependents { reports: named(&stores.reports, binding), builds: named(&stores.builds, binding) }
+}
+
+/// The binding an object refers to.
+pub fn binding_of<K: UsesBinding>(stores: &Stores, object: &K) -> Option<Arc<ProjectBinding>> {
+    let reference = ObjectRef::new(object.binding_name()).within(&object.namespace().unwrap_or_default());
     stores.bindings.get(&reference)
 }
 

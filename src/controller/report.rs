@@ -4,22 +4,12 @@
 //! key that SonarQube will never post (as its binding's configuration's SonarQube side proves)
 //! keeps its check but is not Ready: every pull request stays blocked.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
-
 use kube::ResourceExt;
 
 use crate::{
-    api::{
-        ProjectBinding, RequiredReport, RequiredReportStatus,
-        coverage::{CheckState, RepositoryCheck, RepositoryIds, needing_attention},
-        required_report::ManagementPolicy,
-    },
-    bitbucket::{Client, Error as BitbucketError, ErrorClass},
+    api::{ProjectBinding, RequiredReport, RequiredReportStatus, required_report::ManagementPolicy},
+    bitbucket::ErrorClass,
     plan::{
-        dependencies::{BindingState, BindingUse, Blocked, Concluded, binding_use},
         merge_checks::{desired_check, report_key},
         reasons,
         report::{ReportInput, ReportSummary, removes_checks, summarize},
@@ -31,15 +21,13 @@ use crate::{
 };
 
 use super::{
-    context::{Context, FINALIZER, key_of},
+    checks::{Bound, bound, cleanup_listing, coverage, failed_round, slugs_of, states_before},
+    context::{Context, FINALIZER},
     error::Error,
     events::listed,
-    inventories::{Inventory, Listing, recorded},
+    inventories::{Listing, recorded},
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
-    references::{
-        Connected, UNRESOLVED_RECHECK, binding_of, cleanup_client, configuration_key, connect, recheck_after,
-        sonarqube_side,
-    },
+    references::{binding_of, cleanup_client, configuration_key, sonarqube_side},
 };
 
 impl Kind for RequiredReport {
@@ -61,74 +49,30 @@ impl Kind for RequiredReport {
     }
 }
 
-/// The slugs of `ids` in the binding's project: from the binding's listing when it has one,
-/// else (a binding of one slug) from a listing of the project. Ids no longer in the project are
-/// gone, with nothing left to clean.
-async fn slugs_of(client: &Client, listing: &Listing, ids: &[i64]) -> Result<Vec<(i64, String)>, BitbucketError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    if listing.listed.is_some() {
-        return Ok(ids.iter().filter_map(|id| listing.slug_of(*id).map(|slug| (*id, slug.to_owned()))).collect());
-    }
-    let all: HashMap<i64, String> =
-        client.list_repositories(&listing.project).await?.into_iter().map(|r| (r.id, r.slug)).collect();
-    Ok(ids.iter().filter_map(|id| all.get(id).map(|slug| (*id, slug.clone()))).collect())
-}
-
 async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<RequiredReportStatus>, Error> {
     let previous = report.status.clone().unwrap_or_default();
     let mut status = previous.clone();
-    let blocked = |status: RequiredReportStatus, blocked: Blocked| {
-        let wait = recheck_after(&ctx.options, blocked.recheck, UNRESOLVED_RECHECK);
-        Ok(Round::finished(status, blocked.outcome, wait))
-    };
-    let name = &report.spec.binding_ref.name;
-    let Some(binding) = binding_of(&ctx.stores, report) else {
-        return match binding_use(name, None, Concluded::Nothing) {
-            BindingUse::Blocked(why) => blocked(status, why),
-            _ => Ok(Round::pending(ctx.options.wait_delay)),
-        };
+    let (binding, client, interval, listing) = match bound(ctx, report).await? {
+        Bound::Ready { binding, client, interval, listing } => (binding, client, interval, listing),
+        Bound::Blocked(binding, outcome, wait) => {
+            if let Some(binding) = binding {
+                status.report_key = Some(report_key(&report.spec, &binding.spec));
+            }
+            return Ok(Round::finished(status, outcome, wait));
+        }
+        Bound::Pending(wait) => return Ok(Round::pending(wait)),
     };
     status.report_key = Some(report_key(&report.spec, &binding.spec));
-    // The configuration first: when it is the problem, the report says so itself.
-    let (client, interval) = match connect(ctx, &binding).await? {
-        Connected::Ready(client, interval) => (client, interval),
-        Connected::NotReady(outcome, wait) => return Ok(Round::finished(status, outcome, wait)),
-        Connected::Pending(wait) => return Ok(Round::pending(wait)),
-    };
-    let state = BindingState { status: binding.status.clone(), generation: binding.metadata.generation };
-    let inventory = ctx.inventories.current(&binding);
-    // What the binding's rounds resolved is read now, newest: a wake it sent before is answered.
-    ctx.memo.clean(&key_of(report));
-    let concluded = match &inventory {
-        None => Concluded::Nothing,
-        Some(Inventory::Listed(_)) => Concluded::Resolved,
-        Some(Inventory::Unresolved(why)) => Concluded::Unresolved(why),
-    };
-    let listing = match (binding_use(name, Some(&state), concluded), inventory) {
-        (BindingUse::Resolved, Some(Inventory::Listed(listing))) => listing,
-        (BindingUse::Blocked(why), _) => return blocked(status, why),
-        _ => return Ok(Round::pending(ctx.options.wait_delay)),
-    };
     let key = report_key(&report.spec, &binding.spec);
 
     let observe_only = report.spec.management_policy == ManagementPolicy::Observe;
     let desired = desired_check(&key, &report.spec);
     let covered = recorded(report, &previous.repository_ids);
-    let out_of_sync: HashSet<i64> = recorded(report, &previous.out_of_sync_ids).into_iter().collect();
+    let out_of_sync = recorded(report, &previous.out_of_sync_ids);
     let departed_ids = departed(&covered, listing.bound.iter().map(|(id, _)| *id));
     let departed = match slugs_of(&client, &listing, &departed_ids).await {
         Ok(departed) => departed,
-        Err(error) => {
-            let outcome = Outcome::from_error(&error);
-            let next = if outcome.phase == Phase::Reconciling {
-                Next::Retry(Error::Bitbucket(error))
-            } else {
-                Next::Resync(interval)
-            };
-            return Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 });
-        }
+        Err(error) => return Ok(failed_round(status, Outcome::from_error(&error), error, interval)),
     };
     let departed_slugs: Vec<String> = departed.iter().map(|(_, slug)| slug.clone()).collect();
     let bound: Vec<String> = listing.bound.iter().map(|(_, slug)| slug.clone()).collect();
@@ -147,25 +91,12 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
             } else {
                 Outcome::from_error(&error)
             };
-            let next = if outcome.phase == Phase::Reconciling {
-                Next::Retry(Error::Bitbucket(error))
-            } else {
-                Next::Resync(interval)
-            };
-            return Ok(Round { status, outcome, next, notices: Vec::new(), corrected: 0 });
+            return Ok(failed_round(status, outcome, error, interval));
         }
     };
 
     let outcomes = if observe_only { Vec::new() } else { apply(&client, input.project, &plans).await };
-    let covered_set: HashSet<i64> = covered.iter().copied().collect();
-    let before: HashMap<String, CheckState> = listing
-        .bound
-        .iter()
-        .filter(|(id, _)| covered_set.contains(id))
-        .map(|(id, slug)| {
-            (slug.clone(), if out_of_sync.contains(id) { CheckState::Pending } else { CheckState::InSync })
-        })
-        .collect();
+    let before = states_before(&listing, &covered, &out_of_sync);
     let summary = summarize(&plans, &outcomes, &before, observe_only, &desired);
     let notices = announce(&key, &summary);
     let corrected = summary.corrected.len();
@@ -209,34 +140,15 @@ fn unposted(ctx: &Context, binding: &ProjectBinding, key: &str, bound: usize) ->
 /// Counts, the repositories that need attention and the records, from a round's summary: the
 /// report covers the bound repositories, and those that left but still have its check.
 fn record(status: &mut RequiredReportStatus, summary: &ReportSummary, listing: &Listing, departed: &[(i64, String)]) {
-    let count = |state: CheckState| {
-        i32::try_from(summary.repositories.iter().filter(|r| r.state == state).count()).unwrap_or(i32::MAX)
-    };
-    status.repository_count = summary.total;
-    status.in_sync_count = summary.in_sync;
-    status.drifted_count = count(CheckState::Drifted);
-    status.failed_count = count(CheckState::Failed);
-    let unremoved: HashSet<&str> = summary.unremoved.iter().map(String::as_str).collect();
-    let left = departed.iter().filter(|(_, slug)| unremoved.contains(slug.as_str()));
-    let mut entries: Vec<RepositoryCheck> = summary.repositories.clone();
-    entries.extend(left.clone().map(|(_, slug)| RepositoryCheck {
-        slug: slug.clone(),
-        state: CheckState::Failed,
-        message: Some("left the binding, but its check could not be removed; tried again next round".to_owned()),
-    }));
-    entries.sort_by(|a, b| a.slug.cmp(&b.slug));
-    (status.needs_attention, status.needs_attention_omitted) = needing_attention(entries);
-    let states: HashMap<&str, CheckState> = summary.repositories.iter().map(|r| (r.slug.as_str(), r.state)).collect();
-    status.repository_ids =
-        RepositoryIds::of(listing.bound.iter().map(|(id, _)| *id).chain(left.clone().map(|(id, _)| *id)));
-    status.out_of_sync_ids = RepositoryIds::of(
-        listing
-            .bound
-            .iter()
-            .filter(|(_, slug)| states.get(slug.as_str()).is_some_and(|s| *s != CheckState::InSync))
-            .map(|(id, _)| *id)
-            .chain(left.map(|(id, _)| *id)),
-    );
+    let coverage = coverage(&summary.repositories, listing, departed, &summary.unremoved);
+    status.repository_count = coverage.repository_count;
+    status.in_sync_count = coverage.in_sync_count;
+    status.drifted_count = coverage.drifted_count;
+    status.failed_count = coverage.failed_count;
+    status.needs_attention = coverage.needs_attention;
+    status.needs_attention_omitted = coverage.needs_attention_omitted;
+    status.repository_ids = coverage.repository_ids;
+    status.out_of_sync_ids = coverage.out_of_sync_ids;
 }
 
 /// The Events of a round: one per kind of change, naming the repositories.
@@ -279,10 +191,7 @@ async fn withdraw(ctx: &Context, report: &RequiredReport) -> Result<Cleanup<Requ
         Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
     };
     // The binding's listing of this process when there is one; else the project's.
-    let listing = match ctx.inventories.current(&binding) {
-        Some(Inventory::Listed(listing)) if listing.listed.is_some() => listing,
-        _ => Arc::new(Listing { project: binding.spec.project_key.clone(), ..Listing::default() }),
-    };
+    let listing = cleanup_listing(ctx, &binding);
     let slugs: Vec<String> = match slugs_of(&client, &listing, &covered).await {
         Ok(found) => found.into_iter().map(|(_, slug)| slug).collect(),
         Err(error) if is_gone(&error) => Vec::new(),

@@ -20,7 +20,9 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::{BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredReport};
+use crate::api::{
+    BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredBuild, RequiredReport,
+};
 
 /// The caches of the operator's kinds, kept by one shared watch each.
 #[derive(Clone)]
@@ -33,6 +35,8 @@ pub struct Stores {
     pub bindings: Store<ProjectBinding>,
     /// RequiredReports.
     pub reports: Store<RequiredReport>,
+    /// RequiredBuilds.
+    pub builds: Store<RequiredBuild>,
     /// SonarQubeConfigurations.
     pub sonarqube_configurations: Store<crate::api::SonarQubeConfiguration>,
     synced: Vec<watch::Receiver<bool>>,
@@ -46,6 +50,7 @@ impl Stores {
         cluster_configurations: &Shared<ClusterBitbucketConfiguration>,
         bindings: &Shared<ProjectBinding>,
         reports: &Shared<RequiredReport>,
+        builds: &Shared<RequiredBuild>,
         sonarqube_configurations: &Shared<crate::api::SonarQubeConfiguration>,
         others: Vec<watch::Receiver<bool>>,
     ) -> Self {
@@ -54,6 +59,7 @@ impl Stores {
             cluster_configurations.synced.subscribe(),
             bindings.synced.subscribe(),
             reports.synced.subscribe(),
+            builds.synced.subscribe(),
             sonarqube_configurations.synced.subscribe(),
         ];
         synced.extend(others);
@@ -62,6 +68,7 @@ impl Stores {
             cluster_configurations: cluster_configurations.store.clone(),
             bindings: bindings.store.clone(),
             reports: reports.store.clone(),
+            builds: builds.store.clone(),
             sonarqube_configurations: sonarqube_configurations.store.clone(),
             synced,
         }

@@ -298,7 +298,8 @@ pub fn summarize(
     let in_sync = summary.repositories.iter().filter(|r| r.state == CheckState::InSync).count();
     summary.total = i32::try_from(summary.repositories.len()).unwrap_or(i32::MAX);
     summary.in_sync = i32::try_from(in_sync).unwrap_or(i32::MAX);
-    summary.outcome = round_outcome(&summary.repositories, first_reason, summary.transient.is_some(), desired);
+    let required = format!("require {} ({})", desired.report_key, describe(desired));
+    summary.outcome = round_outcome(&summary.repositories, first_reason, summary.transient.is_some(), &required);
     summary
 }
 
@@ -307,12 +308,13 @@ pub fn summarize(
 /// `Reconciling` `PartiallyFailed` when one was transient, else `Stalled` with the first
 /// failure's reason when every repository failed, or `PartiallyFailed` when only some did.
 /// Without: `Stalled` `Drifted` when the report only observes and some repository differs, else
-/// `Ready` `InSync`.
+/// `Ready` `InSync`, saying that so many repositories `required` (what the check requires,
+/// such as "require com.sonarsource.sonarqube (must pass)"). Shared by the merge-check kinds.
 pub fn round_outcome(
     repositories: &[RepositoryCheck],
     first_reason: Option<&'static str>,
     transient: bool,
-    desired: &MergeCheck,
+    required: &str,
 ) -> Outcome {
     let total = repositories.len();
     let with = |state: CheckState| repositories.iter().filter(move |r| r.state == state);
@@ -344,10 +346,7 @@ pub fn round_outcome(
         )
     } else {
         let in_sync = with(CheckState::InSync).count();
-        Outcome::ready(
-            reasons::IN_SYNC,
-            format!("{in_sync} of {total} repositories require {} ({})", desired.report_key, describe(desired)),
-        )
+        Outcome::ready(reasons::IN_SYNC, format!("{in_sync} of {total} repositories {required}"))
     }
 }
 

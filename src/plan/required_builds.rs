@@ -279,5 +279,7 @@ pub fn removals(desired: &Content, applied: Option<&Content>, observed: &[Condit
     ours.into_iter().collect()
 }
 
+pub mod round;
+
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 
 pub mod binding;
 pub mod report;
+pub mod required_builds;
 pub mod sonarqube;
 
 /// How many repositories are worked on at once. The client bounds its own concurrency and rate,

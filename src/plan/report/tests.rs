@@ -508,7 +508,8 @@ fn how_a_report_round_ends() {
         },
     ];
     for case in cases {
-        let got = round_outcome(&case.repositories, case.first_reason, case.transient, &desired());
+        let required = format!("require {} ({})", desired().report_key, describe(&desired()));
+        let got = round_outcome(&case.repositories, case.first_reason, case.transient, &required);
         assert_eq!((got.phase, got.reason), (case.want_phase, case.want_reason), "{}", case.name);
         assert_eq!(got.message, case.want_message, "{}", case.name);
     }
