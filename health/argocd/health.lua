@@ -1,6 +1,7 @@
 -- Argo CD health check for the bitbucket.integrations.dev kinds (BitbucketConfiguration,
--- ClusterBitbucketConfiguration, ProjectBinding, RequiredReport, SonarQubeConfiguration). They
--- report kstatus conditions: Ready, Reconciling and Stalled, with status.observedGeneration.
+-- ClusterBitbucketConfiguration, ProjectBinding, RequiredReport, RequiredBuild,
+-- SonarQubeConfiguration). They report kstatus conditions: Ready, Reconciling and Stalled, with
+-- status.observedGeneration; nothing here depends on the kind.
 local hs = { status = "Progressing", message = "Waiting for the operator" }
 if obj.status == nil or obj.status.conditions == nil then
   return hs

@@ -127,11 +127,35 @@ fn assert_least_privilege(objects: &[Value]) {
     }
 }
 
+/// The other way round: the ClusterRole grants everything the operator does with its own kinds,
+/// so a new kind cannot ship without its rights.
+fn assert_grants_every_kind(objects: &[Value]) {
+    let mut granted = BTreeSet::new();
+    for role in find(objects, "ClusterRole") {
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            let strings = |field: &str| -> Vec<String> {
+                rule[field].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+            };
+            for group in strings("apiGroups") {
+                for resource in strings("resources") {
+                    for verb in strings("verbs") {
+                        granted.insert((group.clone(), resource.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    for grant in used().into_iter().filter(|(group, _, _)| group == "bitbucket.integrations.dev") {
+        assert!(granted.contains(&grant), "the ClusterRole lacks {grant:?}");
+    }
+}
+
 #[test]
 fn the_chart_renders_and_lints_with_default_values() {
     let rendered = render(json!({}));
     assert_lints_clean(&rendered);
     assert_least_privilege(&rendered.objects);
+    assert_grants_every_kind(&rendered.objects);
     let deployment = find(&rendered.objects, "Deployment");
     assert_eq!(deployment.len(), 1);
     let pod = &deployment[0]["spec"]["template"]["spec"];
@@ -165,6 +189,7 @@ fn non_default_values_reach_the_operator_and_narrow_its_rights() {
     }));
     assert_lints_clean(&rendered);
     assert_least_privilege(&rendered.objects);
+    assert_grants_every_kind(&rendered.objects);
     let deployment = find(&rendered.objects, "Deployment")[0];
     assert_eq!(deployment["spec"]["replicas"], 2);
     let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -271,7 +296,13 @@ mod health {
         let ready = Outcome::ready(reasons::BOUND, "3 repositories bound");
         let working = Outcome::reconciling(reasons::UNREACHABLE, "cannot reach Bitbucket");
         let stalled = Outcome::stalled(reasons::PROJECT_NOT_FOUND, "project PAY does not exist in Bitbucket");
-        for kind in ["BitbucketConfiguration", "ClusterBitbucketConfiguration", "ProjectBinding", "RequiredReport"] {
+        for kind in [
+            "BitbucketConfiguration",
+            "ClusterBitbucketConfiguration",
+            "ProjectBinding",
+            "RequiredReport",
+            "RequiredBuild",
+        ] {
             let cases = [
                 (object(kind, 1, 1, Some(&ready)), "Healthy", "Current", "3 repositories bound"),
                 (object(kind, 1, 1, Some(&working)), "Progressing", "InProgress", "Unreachable"),
