@@ -495,6 +495,17 @@ impl Simulator {
         self.lock().add_required_build(project_key, slug, &condition)
     }
 
+    /// Edits a condition behind the operator's back, keeping its id (as the UI does).
+    pub fn edit_required_build(
+        &self,
+        project_key: &str,
+        slug: &str,
+        id: i64,
+        condition: serde_json::Value,
+    ) -> Result<(), SimError> {
+        self.lock().edit_required_build(project_key, slug, id, &condition)
+    }
+
     /// Removes a condition behind the operator's back; an unknown id is an error here.
     pub fn delete_required_build(&self, project_key: &str, slug: &str, id: i64) -> Result<(), SimError> {
         self.lock().delete_required_build(project_key, slug, id)

@@ -101,6 +101,15 @@ pub(crate) struct RequiredBuild {
     pub exempt_ref_matcher: Option<Matcher>,
 }
 
+impl RequiredBuild {
+    /// Replaces what the condition requires (its id stays).
+    pub fn set(&mut self, input: Input) {
+        self.build_parent_keys = input.build_parent_keys;
+        self.ref_matcher = input.ref_matcher;
+        self.exempt_ref_matcher = input.exempt_ref_matcher;
+    }
+}
+
 /// What a valid set-request holds.
 #[derive(Debug)]
 pub(crate) struct Input {
@@ -265,9 +274,7 @@ pub(crate) async fn update(
             .and_then(|n| repo.required_builds.get_mut(&n))
             .ok_or_else(|| no_such_condition(&id))?;
         let input = Input::from_json(&value).map_err(invalid)?;
-        condition.build_parent_keys = input.build_parent_keys;
-        condition.ref_matcher = input.ref_matcher;
-        condition.exempt_ref_matcher = input.exempt_ref_matcher;
+        condition.set(input);
         Ok(ok(&condition.to_json()))
     })())
 }

@@ -607,6 +607,18 @@ impl State {
             .ok_or_else(|| SimError::NoSuchRepository(format!("{key}/{slug}")))
     }
 
+    /// Edits a condition as a user would in the UI (validated like `PUT`; the id stays).
+    pub fn edit_required_build(&mut self, key: &str, slug: &str, id: i64, condition: &Value) -> Result<(), SimError> {
+        let input = RequiredBuildInput::from_json(condition).map_err(|errors| {
+            let text: Vec<String> = errors.into_iter().map(|(field, message)| format!("{field}: {message}")).collect();
+            SimError::InvalidRequiredBuild(text.join("; "))
+        })?;
+        let stored =
+            self.repo_or_err(key, slug)?.required_builds.get_mut(&id).ok_or(SimError::NoSuchRequiredBuild(id))?;
+        stored.set(input);
+        Ok(())
+    }
+
     pub fn delete_required_build(&mut self, key: &str, slug: &str, id: i64) -> Result<(), SimError> {
         self.repo_or_err(key, slug)?.required_builds.remove(&id).map(|_| ()).ok_or(SimError::NoSuchRequiredBuild(id))
     }

@@ -27,6 +27,9 @@
 //!   Community Build, editions, deletion.
 //! - `report_safety`: a SonarQube RequiredReport that SonarQube will never post (Community
 //!   Build, a monorepo binding without monorepo support) keeps its check and says so.
+//! - `required_builds`: RequiredBuild's conditions: created on each default branch, adopted,
+//!   updated in place, drift corrected, Observe, a crash before the status write, deletion,
+//!   servers before 7.14, and the request figures.
 //! - `hostile`: configurations of servers that answer oversized bodies, junk about themselves or
 //!   truncated JSON still get a condition and a small status without the junk.
 
@@ -39,6 +42,7 @@ mod happy_path;
 mod hostile;
 mod references;
 mod report_safety;
+mod required_builds;
 mod resilience;
 mod restart;
 mod scale;
