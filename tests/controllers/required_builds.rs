@@ -9,8 +9,11 @@ use bitbucket_operator::api::RequiredBuild;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::support::fixtures::{BARE_BINDING, READER_TOKEN};
+
 use crate::harness::{
-    CONFIGURATION, Env, attention_entry, big_parts, big_slug, configuration_with_rate, is_true, many, message, reason,
+    CONFIGURATION, Env, OPERATOR_TOKEN, SEED, attention_entry, big_parts, big_slug, configuration_with_rate, is_true,
+    many, message, reason,
 };
 
 /// The build key the examples use.
@@ -385,4 +388,22 @@ async fn required_build_request_figures() {
         println!("  no-op resync: {} requests: {resync:?}", resync.values().sum::<u64>());
         env.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_may_only_read_stalls_with_permission_denied_and_writes_nothing() {
+    let mut env = Env::new(SEED).await;
+    env.start_operator();
+    env.apply(&CONFIGURATION.replace(OPERATOR_TOKEN, READER_TOKEN));
+    env.apply(BARE_BINDING);
+    env.wait_ready("projectbindings", "payments", "True", "Bound").await;
+    env.apply(&build("").replace("bindingRef: {name: big}", "bindingRef: {name: payments}"));
+    let stalled = env.wait_ready("requiredbuilds", "gate", "False", "PermissionDenied").await;
+    assert!(is_true(&stalled, "Stalled"), "{stalled:#}");
+    assert!(message(&stalled).contains("REPO_ADMIN"), "{}", message(&stalled));
+    assert!(env.bitbucket().required_builds("PAY", "payments-api").expect("repository").is_empty());
+    // The reader's token is not taken for a bad one: it is sent again at the next round.
+    let configuration = env.fake.object("bitbucketconfigurations", "team-a", "bitbucket").expect("configuration");
+    assert_eq!(reason(&configuration), "Connected");
+    env.shutdown().await;
 }
