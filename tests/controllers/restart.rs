@@ -1,5 +1,6 @@
 //! Restarts, as upgrades and pod reschedules cause them: over converged state the operator looks
-//! once and writes nothing, whatever order its stores fill in; killed in the middle of a cold
+//! once and writes nothing (webhooks, required reports, required builds), whatever order its
+//! stores fill in; killed in the middle of a cold
 //! round, it finishes the work after the restart without doing anything twice.
 
 use std::time::Duration;
@@ -17,11 +18,47 @@ const STEP: Duration = Duration::from_millis(400);
 
 /// Orders in which the stores fill: dependents before what they depend on (the worst), mixed,
 /// and the natural order.
-const ORDERS: [[&str; 5]; 3] = [
-    ["requiredreports", "projectbindings", "clusterbitbucketconfigurations", "bitbucketconfigurations", "secrets"],
-    ["projectbindings", "requiredreports", "secrets", "bitbucketconfigurations", "clusterbitbucketconfigurations"],
-    ["secrets", "bitbucketconfigurations", "clusterbitbucketconfigurations", "projectbindings", "requiredreports"],
+const ORDERS: [[&str; 6]; 3] = [
+    [
+        "requiredbuilds",
+        "requiredreports",
+        "projectbindings",
+        "clusterbitbucketconfigurations",
+        "bitbucketconfigurations",
+        "secrets",
+    ],
+    [
+        "projectbindings",
+        "requiredreports",
+        "secrets",
+        "requiredbuilds",
+        "bitbucketconfigurations",
+        "clusterbitbucketconfigurations",
+    ],
+    [
+        "secrets",
+        "bitbucketconfigurations",
+        "clusterbitbucketconfigurations",
+        "projectbindings",
+        "requiredreports",
+        "requiredbuilds",
+    ],
 ];
+
+/// A RequiredBuild `gate` on the binding `big`, on each repository's default branch.
+const BUILD: &str = r#"
+apiVersion: bitbucket.integrations.dev/v1alpha1
+kind: RequiredBuild
+metadata: {name: gate}
+spec:
+  bindingRef: {name: big}
+  buildParentKeys: [ci]
+"#;
+
+/// A repository's required-builds conditions, as counted.
+const CONDITIONS: &str = "/rest/required-builds/latest/projects/{key}/repos/{slug}/conditions";
+/// A repository's default branch, as counted.
+const DEFAULT_BRANCH: &str = "/rest/api/1.0/projects/{key}/repos/{slug}/default-branch";
 
 fn fill_in_order(env: &Env, order: &[&str]) {
     for (position, resource) in order.iter().enumerate() {
@@ -30,13 +67,15 @@ fn fill_in_order(env: &Env, order: &[&str]) {
     }
 }
 
-/// Every repository of BIG had its webhooks listed and its check read since the log was cleared.
+/// Every repository of BIG had its webhooks listed, its check read and its required builds
+/// listed since the log was cleared.
 fn looked_at_everything(env: &Env, n: usize) -> bool {
     let log = env.log();
     (0..n).all(|i| {
         let slug = big_slug(i);
         on_repository(&log, "GET", "BIG", &slug, "/webhooks") >= 1
             && on_repository(&log, "GET", "BIG", &slug, SONAR) >= 1
+            && on_repository(&log, "GET", "BIG", &slug, "/conditions") >= 1
     })
 }
 
@@ -46,8 +85,10 @@ async fn a_restart_over_converged_state_writes_nothing_whatever_order_the_stores
     let mut env = Env::new(&many(N)).await;
     env.apply(&configuration_with_rate(1000, 1000));
     env.apply(BIG);
+    env.apply(BUILD);
     env.start_operator();
     env.wait_ready("requiredreports", "big-sonarqube", "True", "InSync").await;
+    env.wait_ready("requiredbuilds", "gate", "True", "InSync").await;
     env.wait_ready("projectbindings", "big", "True", "Bound").await;
     env.wait_ready("bitbucketconfigurations", "bitbucket", "True", "Connected").await;
     // Let the last status writes and their Events land.
@@ -75,7 +116,8 @@ async fn a_restart_over_converged_state_writes_nothing_whatever_order_the_stores
         // else (the connection check, the repository pages) once.
         let counts = env.bitbucket().request_counts();
         for (endpoint, count) in &counts {
-            let per_repository = endpoint.ends_with(WEBHOOKS) || endpoint.ends_with(MERGE_CHECK);
+            let per_repository =
+                [WEBHOOKS, MERGE_CHECK, CONDITIONS, DEFAULT_BRANCH].iter().any(|e| endpoint.ends_with(e));
             let limit = if per_repository { N as u64 } else { 1 };
             assert!(*count <= limit, "{order:?}: {count} requests to {endpoint} (at most {limit} in one round)");
         }
@@ -84,6 +126,7 @@ async fn a_restart_over_converged_state_writes_nothing_whatever_order_the_stores
             ("bitbucketconfigurations", "bitbucket", "Connected"),
             ("projectbindings", "big", "Bound"),
             ("requiredreports", "big-sonarqube", "InSync"),
+            ("requiredbuilds", "gate", "InSync"),
         ] {
             env.wait_ready(resource, name, "True", reason).await;
         }
