@@ -358,3 +358,184 @@ pub fn summarize(
     summary.outcome = round_outcome(&summary.repositories, first_reason, summary.transient.is_some(), &required);
     summary
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        api::required_build::{RefMatcher as SpecMatcher, RefMatcherType as SpecType},
+        bitbucket::RefMatcher,
+    };
+
+    fn spec(keys: &[&str], on: Option<SpecMatcher>, policy: ManagementPolicy) -> RequiredBuildSpec {
+        RequiredBuildSpec {
+            binding_ref: crate::api::refs::BindingRef { name: "b".into() },
+            build_parent_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            ref_matcher: on,
+            exempt_ref_matcher: None,
+            deletion_policy: crate::api::required_report::DeletionPolicy::Delete,
+            management_policy: policy,
+        }
+    }
+
+    fn condition(id: i64, keys: &[&str], branch: &str) -> RequiredBuildCondition {
+        RequiredBuildCondition {
+            id,
+            build_parent_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            ref_matcher: RefMatcher { id: branch.to_owned(), kind: RefMatcherType::Branch },
+            exempt_ref_matcher: None,
+        }
+    }
+
+    fn read(default_branch: Option<&str>, conditions: Vec<RequiredBuildCondition>) -> Result<Observed, Error> {
+        Ok(Observed { default_branch: default_branch.map(str::to_owned), conditions })
+    }
+
+    fn input<'a>(spec: &'a RequiredBuildSpec, applied: Option<&'a AppliedBuild>) -> BuildInput<'a> {
+        BuildInput { project: "P", bound: &[], departed: &[], spec, applied, remove_departed: true }
+    }
+
+    fn gone() -> Error {
+        Error::RepositoryNotFound { project: "P".into(), slug: "old".into() }
+    }
+
+    #[test]
+    fn the_default_branch_is_needed_only_when_the_spec_or_the_record_targets_it() {
+        let on_main = Some(SpecMatcher { type_: SpecType::Branch, value: Some("main".into()) });
+        let explicit = spec(&["ci"], on_main.clone(), ManagementPolicy::Manage);
+        let implicit = spec(&["ci"], None, ManagementPolicy::Manage);
+        assert!(!input(&explicit, None).needs_default_branch());
+        assert!(input(&implicit, None).needs_default_branch());
+        let record = AppliedBuild::from(&implicit);
+        assert!(input(&explicit, Some(&record)).needs_default_branch(), "the old condition is on the default branch");
+        let mut bad = implicit.clone();
+        bad.build_parent_keys.clear();
+        let error = input(&bad, None).check().err().unwrap_or_else(|| panic!("no build keys accepted"));
+        assert!(matches!(error, Error::InvalidArgument { field: "buildParentKeys", .. }), "{error}");
+    }
+
+    #[test]
+    fn a_bound_repository_is_planned_on_its_own_default_branch() {
+        let wanted = spec(&["ci"], None, ManagementPolicy::Manage);
+        let plan = plan_repository("a".into(), true, &input(&wanted, None), read(Some("refs/heads/trunk"), vec![]));
+        assert!(plan.error.is_none(), "{plan:?}");
+        let Some(Action::Create(content)) = plan.decision.actions.first() else {
+            panic!("nothing created: {plan:?}");
+        };
+        assert_eq!(content.ref_matcher.id, "refs/heads/trunk");
+        // Without the branch it is a failure of the repository, not a guess.
+        let plan = plan_repository("a".into(), true, &input(&wanted, None), read(None, vec![]));
+        assert!(matches!(plan.error, Some(Error::InvalidArgument { field: "refMatcher", .. })), "{plan:?}");
+    }
+
+    #[test]
+    fn a_repository_that_left_loses_only_ours_and_one_that_is_gone_needs_nothing() {
+        let wanted = spec(&["ci"], None, ManagementPolicy::Manage);
+        let observed = vec![condition(3, &["ci"], "refs/heads/main"), condition(4, &["lint"], "refs/heads/main")];
+        let plan = plan_repository("old".into(), false, &input(&wanted, None), read(Some("main"), observed.clone()));
+        assert_eq!(plan.decision.actions, [Action::Delete { id: 3 }]);
+        let plan = plan_repository("old".into(), false, &input(&wanted, None), Err(gone()));
+        assert!(plan.error.is_none() && plan.decision.actions.is_empty(), "{plan:?}");
+        // Bound and gone is a failure.
+        let plan = plan_repository("old".into(), true, &input(&wanted, None), Err(gone()));
+        assert!(plan.error.is_some());
+        // Orphan keeps them.
+        let keep = BuildInput { remove_departed: false, ..input(&wanted, None) };
+        let plan = plan_repository("old".into(), false, &keep, read(Some("main"), observed));
+        assert!(plan.decision.actions.is_empty());
+    }
+
+    #[test]
+    fn a_round_tells_created_restored_adopted_updated_and_deduplicated_apart() {
+        let before_spec = spec(&["ci"], None, ManagementPolicy::Manage);
+        let record = AppliedBuild::from(&before_spec);
+        let wanted = spec(&["ci", "gate"], None, ManagementPolicy::Manage);
+        let input = input(&wanted, Some(&record));
+        let both = ["ci", "gate"];
+        let cases: [(&str, Vec<RequiredBuildCondition>, Option<CheckState>); 5] = [
+            ("new", vec![], None),
+            ("restored", vec![], Some(CheckState::InSync)),
+            ("adopted", vec![condition(1, &both, "refs/heads/main")], None),
+            ("outdated", vec![condition(2, &["ci"], "refs/heads/main")], Some(CheckState::InSync)),
+            (
+                "doubled",
+                vec![condition(5, &both, "refs/heads/main"), condition(6, &both, "main")],
+                Some(CheckState::InSync),
+            ),
+        ];
+        let plans: Vec<RepositoryPlan> = cases
+            .iter()
+            .map(|(slug, found, _)| plan_repository((*slug).into(), true, &input, read(Some("main"), found.clone())))
+            .collect();
+        let previous: HashMap<String, CheckState> =
+            cases.iter().filter_map(|(slug, _, state)| state.map(|s| ((*slug).to_owned(), s))).collect();
+        let outcomes = vec![
+            ChangeOutcome { slug: "new".into(), written: Some(10), ..ChangeOutcome::default() },
+            ChangeOutcome { slug: "restored".into(), written: Some(11), ..ChangeOutcome::default() },
+            ChangeOutcome { slug: "outdated".into(), written: Some(2), ..ChangeOutcome::default() },
+            ChangeOutcome { slug: "doubled".into(), deleted: vec![6], ..ChangeOutcome::default() },
+        ];
+        let summary = summarize(&plans, &outcomes, &previous, &wanted);
+        assert_eq!(summary.created, ["new (condition 10)"]);
+        assert_eq!(summary.corrected, ["restored (condition 11)"]);
+        assert_eq!(summary.adopted, ["adopted"]);
+        assert_eq!(summary.updated, ["outdated (condition 2)"]);
+        assert_eq!(summary.deduplicated, ["doubled"]);
+        assert_eq!((summary.total, summary.in_sync), (5, 5));
+        assert_eq!(summary.outcome.reason, reasons::IN_SYNC);
+        assert!(
+            summary.outcome.message.contains("builds ci, gate on their default branch"),
+            "{}",
+            summary.outcome.message
+        );
+    }
+
+    #[test]
+    fn failures_and_observed_drift_are_reported_per_repository() {
+        let wanted = spec(&["gate"], None, ManagementPolicy::Observe);
+        let input = input(&wanted, None);
+        let plans = vec![
+            plan_repository("a".into(), true, &input, read(Some("main"), vec![])),
+            plan_repository("b".into(), true, &input, read(Some("main"), vec![condition(1, &["gate"], "main")])),
+        ];
+        let summary = summarize(&plans, &[], &HashMap::new(), &wanted);
+        assert_eq!(summary.drifted, ["a"]);
+        assert!(summary.adopted.is_empty(), "Observe takes nothing over");
+        let drifted = summary.repositories.iter().find(|r| r.slug == "a").unwrap_or_else(|| panic!("no entry"));
+        assert_eq!(drifted.state, CheckState::Drifted);
+        assert_eq!(drifted.message.as_deref(), Some("no condition requires builds gate on refs/heads/main"));
+        assert_eq!(summary.outcome.reason, reasons::DRIFTED);
+
+        let managed = spec(&["gate"], None, ManagementPolicy::Manage);
+        let input = BuildInput { spec: &managed, ..input };
+        let plans = vec![
+            plan_repository("a".into(), true, &input, read(Some("main"), vec![])),
+            plan_repository("gone".into(), false, &input, read(Some("main"), vec![condition(7, &["gate"], "main")])),
+        ];
+        let failed = vec![
+            ChangeOutcome { slug: "a".into(), error: Some(Error::Server { status: 503 }), ..ChangeOutcome::default() },
+            ChangeOutcome {
+                slug: "gone".into(),
+                error: Some(Error::Server { status: 503 }),
+                ..ChangeOutcome::default()
+            },
+        ];
+        let summary = summarize(&plans, &failed, &HashMap::new(), &managed);
+        assert_eq!(summary.unremoved, ["gone"]);
+        assert!(summary.transient.is_some(), "a 503 is retried");
+        assert_eq!(summary.repositories[0].state, CheckState::Failed);
+        assert!(summary.created.is_empty());
+        assert_eq!(summary.outcome.reason, reasons::PARTIALLY_FAILED);
+    }
+
+    #[test]
+    fn deleting_from_a_repository_that_is_gone_is_no_failure() {
+        assert!(write_failure(&Action::Delete { id: 1 }, gone()).is_none());
+        let content = Content {
+            build_keys: ["ci".to_owned()].into_iter().collect(),
+            ref_matcher: super::super::branch("main"),
+            exempt: None,
+        };
+        assert!(write_failure(&Action::Create(content), gone()).is_some());
+    }
+}
