@@ -16,16 +16,17 @@ use crate::{
     bitbucket::{Client, Error as BitbucketError},
     plan::{
         dependencies::{BindingState, BindingUse, Blocked, Concluded, binding_use},
-        status::{Outcome, Phase},
+        reasons,
+        status::{Outcome, Phase, is_gone},
     },
 };
 
 use super::{
-    context::{Context, key_of},
+    context::{Context, FINALIZER, key_of},
     error::Error,
     inventories::{Inventory, Listing},
     reconcile::{Next, Round},
-    references::{Connected, UNRESOLVED_RECHECK, UsesBinding, binding_of, connect, recheck_after},
+    references::{Connected, UNRESOLVED_RECHECK, UsesBinding, binding_of, cleanup_client, connect, recheck_after},
 };
 
 /// Where a merge check stands with its binding before its round.
@@ -109,7 +110,7 @@ pub async fn slugs_of(client: &Client, listing: &Listing, ids: &[i64]) -> Result
 
 /// The listing a cleanup works from: the binding's of this process when it listed the project,
 /// else one that makes [`slugs_of`] list it.
-pub fn cleanup_listing(ctx: &Context, binding: &ProjectBinding) -> Arc<Listing> {
+fn cleanup_listing(ctx: &Context, binding: &ProjectBinding) -> Arc<Listing> {
     match ctx.inventories.current(binding) {
         Some(Inventory::Listed(listing)) if listing.listed.is_some() => listing,
         _ => Arc::new(Listing { project: binding.spec.project_key.clone(), ..Listing::default() }),
@@ -130,6 +131,63 @@ pub fn states_before(listing: &Listing, covered: &[i64], out_of_sync: &[i64]) ->
         })
         .collect()
 }
+
+/// The slugs of the repositories a deleted merge check still covers (`covered`, by id), with the
+/// binding and the client to remove its checks through; or the outcome the cleanup waits with.
+/// `what` names the checks in messages ("the checks", "the conditions").
+pub async fn cleanup_targets<K: UsesBinding>(
+    ctx: &Context,
+    object: &K,
+    covered: &[i64],
+    what: &str,
+) -> Result<Result<(Arc<ProjectBinding>, Client, Vec<String>), Outcome>, Error> {
+    let Some(binding) = binding_of(&ctx.stores, object) else {
+        let message = format!(
+            "cannot remove {what}: ProjectBinding {} is gone; recreate it, or remove the finalizer {FINALIZER} to leave {what} in Bitbucket",
+            object.binding_name()
+        );
+        return Ok(Err(Outcome::stalled(reasons::BINDING_NOT_FOUND, message)));
+    };
+    let client = match cleanup_client(ctx, &binding, what).await? {
+        Ok(client) => client,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
+    let listing = cleanup_listing(ctx, &binding);
+    match slugs_of(&client, &listing, covered).await {
+        Ok(found) => Ok(Ok((binding, client, found.into_iter().map(|(_, slug)| slug).collect()))),
+        Err(error) if is_gone(&error) => Ok(Ok((binding, client, Vec::new()))),
+        Err(error) => {
+            let outcome = Outcome::from_error(&error);
+            let message = format!("cannot list the repositories to remove {what} from: {}", outcome.message);
+            Ok(Err(Outcome { message, ..outcome }))
+        }
+    }
+}
+
+/// A merge check's status, which records a round's [`Coverage`].
+pub trait Covering {
+    /// Records the coverage of a round.
+    fn record(&mut self, coverage: Coverage);
+}
+
+macro_rules! covering {
+    ($($status:ty),+) => {$(
+        impl Covering for $status {
+            fn record(&mut self, coverage: Coverage) {
+                self.repository_count = coverage.repository_count;
+                self.in_sync_count = coverage.in_sync_count;
+                self.drifted_count = coverage.drifted_count;
+                self.failed_count = coverage.failed_count;
+                self.needs_attention = coverage.needs_attention;
+                self.needs_attention_omitted = coverage.needs_attention_omitted;
+                self.repository_ids = coverage.repository_ids;
+                self.out_of_sync_ids = coverage.out_of_sync_ids;
+            }
+        }
+    )+};
+}
+
+covering!(crate::api::RequiredReportStatus, crate::api::RequiredBuildStatus);
 
 /// A round's coverage as a merge check's status records it.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -15,19 +15,19 @@ use crate::{
         report::{ReportInput, ReportSummary, removes_checks, summarize},
         selection::departed,
         sonarqube::reports::{SonarQubeView, never_posted},
-        status::{Outcome, Phase, is_gone},
+        status::{Outcome, Phase},
     },
     sync::report::{apply, observe, remove},
 };
 
 use super::{
-    checks::{Bound, bound, cleanup_listing, coverage, failed_round, slugs_of, states_before},
+    checks::{Bound, Covering, bound, cleanup_targets, coverage, failed_round, slugs_of, states_before},
     context::{Context, FINALIZER},
     error::Error,
     events::listed,
-    inventories::{Listing, recorded},
+    inventories::recorded,
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
-    references::{binding_of, cleanup_client, configuration_key, sonarqube_side},
+    references::{configuration_key, sonarqube_side},
 };
 
 impl Kind for RequiredReport {
@@ -100,7 +100,8 @@ async fn enforce(ctx: &Context, report: &RequiredReport) -> Result<Round<Require
     let summary = summarize(&plans, &outcomes, &before, observe_only, &desired);
     let notices = announce(&key, &summary);
     let corrected = summary.corrected.len();
-    record(&mut status, &summary, &listing, &departed);
+    // The report covers the bound repositories, and those that left but still have its check.
+    status.record(coverage(&summary.repositories, &listing, &departed, &summary.unremoved));
     // The check is kept as the spec asks even when nothing will post the report; a report that
     // is otherwise in sync says so instead (its failures come first: they need fixing anyway).
     let outcome = match summary.outcome.phase {
@@ -137,20 +138,6 @@ fn unposted(ctx: &Context, binding: &ProjectBinding, key: &str, bound: usize) ->
     })
 }
 
-/// Counts, the repositories that need attention and the records, from a round's summary: the
-/// report covers the bound repositories, and those that left but still have its check.
-fn record(status: &mut RequiredReportStatus, summary: &ReportSummary, listing: &Listing, departed: &[(i64, String)]) {
-    let coverage = coverage(&summary.repositories, listing, departed, &summary.unremoved);
-    status.repository_count = coverage.repository_count;
-    status.in_sync_count = coverage.in_sync_count;
-    status.drifted_count = coverage.drifted_count;
-    status.failed_count = coverage.failed_count;
-    status.needs_attention = coverage.needs_attention;
-    status.needs_attention_omitted = coverage.needs_attention_omitted;
-    status.repository_ids = coverage.repository_ids;
-    status.out_of_sync_ids = coverage.out_of_sync_ids;
-}
-
 /// The Events of a round: one per kind of change, naming the repositories.
 fn announce(key: &str, summary: &ReportSummary) -> Vec<Notice> {
     let events: [(&[String], bool, &'static str, &'static str, String); 5] = [
@@ -179,27 +166,9 @@ async fn withdraw(ctx: &Context, report: &RequiredReport) -> Result<Cleanup<Requ
     if keep || covered.is_empty() {
         return Ok(Cleanup::Done(Vec::new()));
     }
-    let Some(binding) = binding_of(&ctx.stores, report) else {
-        let message = format!(
-            "cannot remove the checks: ProjectBinding {} is gone; recreate it, or remove the finalizer {FINALIZER} to leave the checks in Bitbucket",
-            report.spec.binding_ref.name
-        );
-        return Ok(Cleanup::Waiting(status, Outcome::stalled(reasons::BINDING_NOT_FOUND, message)));
-    };
-    let client = match cleanup_client(ctx, &binding, "the checks").await? {
-        Ok(client) => client,
+    let (binding, client, slugs) = match cleanup_targets(ctx, report, &covered, "the checks").await? {
+        Ok(targets) => targets,
         Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
-    };
-    // The binding's listing of this process when there is one; else the project's.
-    let listing = cleanup_listing(ctx, &binding);
-    let slugs: Vec<String> = match slugs_of(&client, &listing, &covered).await {
-        Ok(found) => found.into_iter().map(|(_, slug)| slug).collect(),
-        Err(error) if is_gone(&error) => Vec::new(),
-        Err(error) => {
-            let outcome = Outcome::from_error(&error);
-            let message = format!("cannot list the repositories to remove the checks from: {}", outcome.message);
-            return Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }));
-        }
     };
     let key = status.report_key.clone().unwrap_or_else(|| report_key(&report.spec, &binding.spec));
     match remove(&client, &binding.spec.project_key, &slugs, &key).await {

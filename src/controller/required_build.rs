@@ -14,19 +14,18 @@ use crate::{
             round::{BuildInput, BuildSummary, requirement, summarize},
         },
         selection::departed,
-        status::{Outcome, Phase, is_gone},
+        status::{Outcome, Phase},
     },
     sync::required_builds::{apply, observe},
 };
 
 use super::{
-    checks::{Bound, bound, cleanup_listing, coverage, failed_round, slugs_of, states_before},
+    checks::{Bound, Covering, bound, cleanup_targets, coverage, failed_round, slugs_of, states_before},
     context::{Context, FINALIZER},
     error::Error,
     events::listed,
     inventories::recorded,
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
-    references::{binding_of, cleanup_client},
 };
 
 /// Where to add the check by hand when the server has no required-builds API.
@@ -105,15 +104,7 @@ async fn enforce(ctx: &Context, build: &RequiredBuild) -> Result<Round<RequiredB
     let summary = summarize(&plans, &outcomes, &before, spec);
     let notices = announce(&summary);
     let corrected = summary.corrected.len() + summary.deduplicated.len();
-    let coverage = coverage(&summary.repositories, &listing, &departed, &summary.unremoved);
-    status.repository_count = coverage.repository_count;
-    status.in_sync_count = coverage.in_sync_count;
-    status.drifted_count = coverage.drifted_count;
-    status.failed_count = coverage.failed_count;
-    status.needs_attention = coverage.needs_attention;
-    status.needs_attention_omitted = coverage.needs_attention_omitted;
-    status.repository_ids = coverage.repository_ids;
-    status.out_of_sync_ids = coverage.out_of_sync_ids;
+    status.record(coverage(&summary.repositories, &listing, &departed, &summary.unremoved));
     status.applied = applied_record(&previous, spec, &summary, observe_only);
     let outcome = summary.outcome;
     let next = summary.transient.map_or(Next::Resync(interval), |error| Next::Retry(Error::Bitbucket(error)));
@@ -179,26 +170,9 @@ async fn withdraw(ctx: &Context, build: &RequiredBuild) -> Result<Cleanup<Requir
     if !removes_conditions(&build.spec) || covered.is_empty() {
         return Ok(Cleanup::Done(Vec::new()));
     }
-    let Some(binding) = binding_of(&ctx.stores, build) else {
-        let message = format!(
-            "cannot remove the conditions: ProjectBinding {} is gone; recreate it, or remove the finalizer {FINALIZER} to leave them in Bitbucket",
-            build.spec.binding_ref.name
-        );
-        return Ok(Cleanup::Waiting(status, Outcome::stalled(reasons::BINDING_NOT_FOUND, message)));
-    };
-    let client = match cleanup_client(ctx, &binding, "the required-builds conditions").await? {
-        Ok(client) => client,
+    let (binding, client, slugs) = match cleanup_targets(ctx, build, &covered, "the conditions").await? {
+        Ok(targets) => targets,
         Err(outcome) => return Ok(Cleanup::Waiting(status, outcome)),
-    };
-    let listing = cleanup_listing(ctx, &binding);
-    let slugs: Vec<String> = match slugs_of(&client, &listing, &covered).await {
-        Ok(found) => found.into_iter().map(|(_, slug)| slug).collect(),
-        Err(error) if is_gone(&error) => Vec::new(),
-        Err(error) => {
-            let outcome = Outcome::from_error(&error);
-            let message = format!("cannot list the repositories to remove the conditions from: {}", outcome.message);
-            return Ok(Cleanup::Waiting(status, Outcome { message, ..outcome }));
-        }
     };
     // Every covered repository as one that left: only conditions of ours are deleted.
     let input = BuildInput {
