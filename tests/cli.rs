@@ -4,6 +4,8 @@
 //! - `check` (`tests/cli/check.rs`): `check`, for every way a connection can fail.
 //! - `inventory` (`tests/cli/inventory.rs`): `inventory`, the repositories bindings select, with
 //!   their webhooks and required reports, read without writing.
+//! - `required_builds` (`tests/cli/required_builds.rs`): RequiredBuild in `plan`, `apply` and
+//!   `inventory`: one condition per repository, adoption by content, servers before 7.14.
 //! - `sonarqube` (`tests/cli/sonarqube.rs`): `plan` and `apply` on the SonarQube side: the
 //!   DevOps Platform setting, project bindings, claims, no token in any output.
 //! - `simulator` (`tests/cli/simulator.rs`): the `simulator` and `demo` commands.
@@ -23,6 +25,8 @@ mod examples;
 mod inventory;
 #[path = "cli/plan.rs"]
 mod plan;
+#[path = "cli/required_builds.rs"]
+mod required_builds;
 #[path = "cli/simulator.rs"]
 mod simulator;
 #[path = "cli/sonarqube.rs"]

@@ -4,6 +4,8 @@
 
 use std::{net::SocketAddr, path::Path};
 
+use serde_json::Value;
+
 use super::{
     Error,
     manifests::{LoadOptions, ManifestError, Manifests},
@@ -28,6 +30,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("binding-monorepo.yaml", include_str!("../../examples/binding-monorepo.yaml")),
     ("required-report-sonarqube.yaml", include_str!("../../examples/required-report-sonarqube.yaml")),
     ("required-report-observe.yaml", include_str!("../../examples/required-report-observe.yaml")),
+    ("required-build.yaml", include_str!("../../examples/required-build.yaml")),
 ];
 
 /// The namespace the demo puts the examples in (also the operator's, for the cluster-scoped
@@ -118,6 +121,12 @@ async fn steps(
     write(out, "== 3. Someone changes Bitbucket and SonarQube behind the operator's back ==\n")?;
     let sim = simulator.simulator();
     sim.delete_merge_check("PAY", "payments-api", "com.sonarsource.sonarqube")?;
+    // In Repository settings > Required builds, someone deletes the quality-gate condition.
+    for condition in sim.required_builds("PAY", "payments-api")? {
+        if let Some(id) = condition["id"].as_i64() {
+            sim.delete_required_build("PAY", "payments-api", id)?;
+        }
+    }
     let hooks = sim.webhooks("PLAT", "api-gateway")?;
     for hook in hooks.iter().filter(|h| h["name"] == "ci-build") {
         if let Some(id) = hook["id"].as_i64() {
@@ -129,7 +138,9 @@ async fn steps(
     sonarqube.simulator().set_binding("PLAT_api-gateway", "bitbucket", "PLAT", "auth-service", false)?;
     write(
         out,
-        "    removed the SonarQube required report of PAY/payments-api\n    deleted the ci-build webhook of PLAT/api-gateway\n    \
+        "    removed the SonarQube required report of PAY/payments-api\n    \
+         deleted the required build (sonarqube-quality-gate) of PAY/payments-api\n    \
+         deleted the ci-build webhook of PLAT/api-gateway\n    \
          bound the SonarQube project PLAT_api-gateway to PLAT/auth-service in SonarQube's UI\n\n",
     )?;
 
@@ -153,7 +164,7 @@ async fn steps(
     write(
         out,
         "Try it by hand: `bitbucket-operator simulator` in one terminal, then `bitbucket-operator plan -f examples/ --url http://127.0.0.1:7990 --sonarqube-url http://127.0.0.1:9000` in another;\n\
-         `bitbucket-operator inventory -f examples/ --url http://127.0.0.1:7990` lists every repository a binding selects, with its webhooks and required reports.\n",
+         `bitbucket-operator inventory -f examples/ --url http://127.0.0.1:7990` lists every repository a binding selects, with its webhooks, required reports and required builds.\n",
     )?;
     Ok(converged)
 }
@@ -226,7 +237,18 @@ fn inventory(simulator: &RunningSimulator) -> String {
                     format!("{} ({must})", c["reportKey"].as_str().unwrap_or_default())
                 })
                 .collect();
-            if names.is_empty() && checks.is_empty() {
+            let builds: Vec<String> = repository["requiredBuilds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let keys: Vec<&str> =
+                        c["buildParentKeys"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                    let branch = c["refMatcher"]["displayId"].as_str().unwrap_or_default();
+                    format!("{} on {branch} (condition {})", keys.join(", "), c["id"])
+                })
+                .collect();
+            if names.is_empty() && checks.is_empty() && builds.is_empty() {
                 continue;
             }
             text.push_str(&format!("  {key}/{slug}\n"));
@@ -235,6 +257,9 @@ fn inventory(simulator: &RunningSimulator) -> String {
             }
             if !checks.is_empty() {
                 text.push_str(&format!("      required reports: {}\n", checks.join(", ")));
+            }
+            if !builds.is_empty() {
+                text.push_str(&format!("      required builds: {}\n", builds.join("; ")));
             }
         }
     }

@@ -35,7 +35,9 @@ pub enum Error {
     #[error("{0}")]
     Examples(#[source] ManifestError),
     /// The manifests hold none of the operator's resources.
-    #[error("the files hold no BitbucketConfiguration, ProjectBinding or RequiredReport")]
+    #[error(
+        "the files hold none of the operator's resources (BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredReport, RequiredBuild, SonarQubeConfiguration); give the files or folders that define them"
+    )]
     NoResources,
     /// `inventory` found no binding to list among the manifests.
     #[error(

@@ -11,7 +11,7 @@ use crate::{
         reasons,
         required_builds::{
             removes_conditions,
-            round::{BuildInput, BuildSummary, requirement, summarize},
+            round::{BuildInput, BuildSummary, MANUAL_STEPS, requirement, summarize, unsupported},
         },
         selection::departed,
         status::{Outcome, Phase},
@@ -27,9 +27,6 @@ use super::{
     inventories::recorded,
     reconcile::{Cleanup, EventRule, Kind, Next, Notice, Round},
 };
-
-/// Where to add the check by hand when the server has no required-builds API.
-const MANUAL_STEPS: &str = "Repository settings > Required builds";
 
 impl Kind for RequiredBuild {
     const KIND: &'static str = "RequiredBuild";
@@ -48,14 +45,6 @@ impl Kind for RequiredBuild {
     fn shortened(status: &RequiredBuildStatus) -> Vec<RequiredBuildStatus> {
         vec![RequiredBuildStatus { needs_attention: Vec::new(), needs_attention_omitted: 0, ..status.clone() }]
     }
-}
-
-/// The outcome of a server without the API: Stalled, with the manual steps.
-fn unsupported(error: &crate::bitbucket::Error, spec_text: &str) -> Outcome {
-    Outcome::stalled(
-        reasons::UNSUPPORTED_SERVER,
-        format!("{error}; until then, add the check by hand ({MANUAL_STEPS}): {spec_text}"),
-    )
 }
 
 async fn enforce(ctx: &Context, build: &RequiredBuild) -> Result<Round<RequiredBuildStatus>, Error> {
@@ -91,7 +80,7 @@ async fn enforce(ctx: &Context, build: &RequiredBuild) -> Result<Round<RequiredB
         Ok(plans) => plans,
         Err(error) => {
             let outcome = if error.class() == ErrorClass::Unsupported {
-                unsupported(&error, &requirement(spec))
+                unsupported(&error, spec)
             } else {
                 Outcome::from_error(&error)
             };

@@ -139,7 +139,7 @@ fn every_binding_and_report_refers_to_an_example() {
                     support::describe(object)
                 );
             }
-            Some("RequiredReport") => {
+            Some("RequiredReport" | "RequiredBuild") => {
                 let name = str_at(object, "/spec/bindingRef/name").unwrap_or_default();
                 assert!(
                     bindings.contains(name),
@@ -169,6 +169,7 @@ fn examples_deserialize_into_the_rust_types() {
             }
             "ProjectBinding" => serde_json::from_value::<api::ProjectBinding>(stored).map(drop),
             "RequiredReport" => serde_json::from_value::<api::RequiredReport>(stored).map(drop),
+            "RequiredBuild" => serde_json::from_value::<api::RequiredBuild>(stored).map(drop),
             "SonarQubeConfiguration" => serde_json::from_value::<api::SonarQubeConfiguration>(stored).map(drop),
             other => panic!("{file}: no Rust type for {other}"),
         };

@@ -113,6 +113,10 @@ fn the_examples_load_and_every_reference_resolves() {
     for report in &targets.reports {
         assert!(report.binding.is_ok(), "{}", report.id);
     }
+    assert!(!targets.builds.is_empty(), "examples/ has no RequiredBuild");
+    for build in &targets.builds {
+        assert!(build.binding.is_ok(), "{}", build.id);
+    }
 }
 
 #[test]

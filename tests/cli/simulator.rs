@@ -139,6 +139,19 @@ async fn the_demo_runs_the_examples_to_convergence_and_prints_its_table() {
     assert!(sonarqube.contains("project PLAT_api-gateway (API Gateway): bound to PLAT/api-gateway"), "{out}");
     assert!(out.contains("SonarQube project PLAT_api-gateway: bind to PLAT/api-gateway"), "{out}");
     assert!(out.contains("(was: PLAT/auth-service through setting bitbucket)"), "{out}");
+    // The required build: created, deleted by hand, seen missing, restored.
+    let section =
+        |from: &str, to: &str| out.split(from).nth(1).and_then(|rest| rest.split(to).next()).unwrap_or_default();
+    let created = section("== What now exists in Bitbucket ==", "== What now exists in SonarQube ==");
+    assert!(created.contains("required builds: sonarqube-quality-gate on main (condition"), "{out}");
+    let drift = section("== 4. plan sees the drift ==", "== 5. apply repairs it ==");
+    assert!(drift.contains("+ required build condition: builds sonarqube-quality-gate on refs/heads/main"), "{out}");
+    let repair = section("== 5. apply repairs it ==", "== 6. plan again");
+    assert!(repair.contains("RequiredBuild demo/payments-api-quality-gate"), "{out}");
+    assert!(
+        repair.contains("+ required build condition") && repair.contains("created: builds sonarqube-quality-gate"),
+        "{out}"
+    );
     let repaired = out.split("== SonarQube after the repair ==").nth(1).unwrap_or_default();
     assert!(repaired.contains("project PLAT_api-gateway (API Gateway): bound to PLAT/api-gateway"), "{out}");
     assert!(

@@ -1,10 +1,14 @@
 //! `inventory`: the repositories each ProjectBinding of the manifests selects now, read from
-//! Bitbucket, with whether each declared webhook and each of its RequiredReports is in place. A
-//! binding's status keeps counts; this is where the full per-repository list is.
+//! Bitbucket, with whether each declared webhook and each of its RequiredReports and
+//! RequiredBuilds is in place. A binding's status keeps counts; this is where the full
+//! per-repository list is.
 //!
-//! It only reads: one listing of the project (or one read of a `repositorySlug`), then one read
-//! per repository per checked object (its webhooks, each report's merge check), through the
-//! configuration's client and so within its rate limit. The comparisons are the plan's own.
+//! It only reads: one listing of the project (or one read of a `repositorySlug`), then per
+//! repository one read per checked object (its webhooks, each report's merge check) and, when
+//! the binding has RequiredBuilds, one of its required-builds conditions (and of its default
+//! branch, when a build targets it) shared by all of them, through the configuration's client
+//! and so within its rate limit. The comparisons are the plan's own. As with `plan`, there is
+//! no record of what was applied before, so a condition counts only if it has the spec's content.
 
 mod render;
 
@@ -19,15 +23,19 @@ use super::{
     plan::{BindingTarget, ConfigurationTarget, Files, ResourceId, Targets, check_configuration},
 };
 use crate::{
-    api::ProjectBindingSpec,
+    api::{ProjectBindingSpec, RequiredBuildSpec},
     bitbucket::{Client, Error as BitbucketError, ErrorClass, MergeCheck, Repository, Webhook},
     plan::{
         merge_checks::{CheckChange, desired_check, plan_check, report_key},
+        required_builds::{
+            Drift,
+            round::{BuildInput, RepositoryPlan, plan_repository, unsupported},
+        },
         selection,
         status::Outcome,
         webhooks::{DeleteReason, DesiredWebhook, WebhookChange, plan_webhooks},
     },
-    sync::PARALLEL_REPOSITORIES,
+    sync::{PARALLEL_REPOSITORIES, required_builds},
 };
 
 /// The arguments of `inventory`.
@@ -103,6 +111,15 @@ pub struct ReportColumn {
     pub desired: MergeCheck,
 }
 
+/// A RequiredBuild of the binding: one column of the inventory.
+#[derive(Clone, Debug)]
+pub struct BuildColumn {
+    /// The RequiredBuild's name.
+    pub name: String,
+    /// Its spec.
+    pub spec: RequiredBuildSpec,
+}
+
 /// One selected repository and the state of each declared object on it.
 #[derive(Clone, Debug)]
 pub struct RepositoryInventory {
@@ -112,6 +129,8 @@ pub struct RepositoryInventory {
     pub webhooks: Vec<State>,
     /// One per report column, in its order.
     pub reports: Vec<State>,
+    /// One per build column, in its order.
+    pub builds: Vec<State>,
 }
 
 /// What one binding selects now.
@@ -129,6 +148,8 @@ pub struct BindingInventory {
     pub webhooks: Vec<String>,
     /// Its RequiredReports in the manifests.
     pub reports: Vec<ReportColumn>,
+    /// Its RequiredBuilds in the manifests.
+    pub builds: Vec<BuildColumn>,
     /// The repositories it selects, by slug.
     pub repositories: Vec<RepositoryInventory>,
     /// Why nothing (or not everything) could be listed.
@@ -189,7 +210,13 @@ pub async fn inventory(
             desired: desired_check(&report_key(&report.spec, &binding.spec), &report.spec),
         })
         .collect();
-    match read_binding(binding, &found.reports, connections).await {
+    found.builds = targets
+        .builds
+        .iter()
+        .filter(|build| build.binding.as_ref().is_ok_and(|i| *i == index))
+        .map(|build| BuildColumn { name: build.id.name.clone(), spec: build.spec.clone() })
+        .collect();
+    match read_binding(binding, &found.reports, &found.builds, connections).await {
         Ok(repositories) => found.repositories = repositories,
         Err(outcome) => found.failure = Some(outcome),
     }
@@ -205,6 +232,7 @@ impl BindingInventory {
             repository_slug: spec.repository_slug.clone(),
             webhooks: spec.webhooks.iter().map(|w| w.name.clone()).collect(),
             reports: Vec::new(),
+            builds: Vec::new(),
             repositories: Vec::new(),
             failure: None,
         }
@@ -214,6 +242,7 @@ impl BindingInventory {
 async fn read_binding(
     target: &BindingTarget,
     reports: &[ReportColumn],
+    builds: &[BuildColumn],
     connections: &mut Connections<'_>,
 ) -> Result<Vec<RepositoryInventory>, Outcome> {
     let index = *target.configuration.as_ref().map_err(Clone::clone)?;
@@ -228,18 +257,24 @@ async fn read_binding(
     };
     // The first repository alone: a failure every read would share (a rejected credential, a
     // server without the merge-check API) then costs one request, not one per repository.
-    let mut known: Vec<Option<Outcome>> = vec![None; reports.len()];
-    let first = read_repository(&client, project, first, webhooks, reports, &known).await;
+    let columns = Columns { webhooks, reports, builds };
+    let mut known = Known { reports: vec![None; reports.len()], builds: vec![None; builds.len()] };
+    let first = read_repository(&client, project, first, &columns, &known).await;
     first.abort_on_credentials()?;
-    for (slot, (error, report)) in known.iter_mut().zip(first.report_errors.iter().zip(reports)) {
+    for (slot, (error, report)) in known.reports.iter_mut().zip(first.report_errors.iter().zip(reports)) {
         if let Some(error) = error.as_ref().filter(|e| e.class() == ErrorClass::Unsupported) {
             *slot = Some(Outcome::unsupported_report(error, &report.desired));
         }
     }
+    for (slot, (error, build)) in known.builds.iter_mut().zip(first.build_errors.iter().zip(builds)) {
+        if let Some(error) = error.as_ref().filter(|e| e.class() == ErrorClass::Unsupported) {
+            *slot = Some(unsupported(error, &build.spec));
+        }
+    }
     let mut repositories = vec![first.inventory];
-    let (client, known) = (&client, &known);
+    let (client, known, columns) = (&client, &known, &columns);
     let rest: Vec<Read> = stream::iter(selected)
-        .map(|repository| read_repository(client, project, repository, webhooks, reports, known))
+        .map(|repository| read_repository(client, project, repository, columns, known))
         .buffered(PARALLEL_REPOSITORIES)
         .collect()
         .await;
@@ -264,12 +299,32 @@ struct Read {
     webhooks_error: Option<BitbucketError>,
     /// One per report column.
     report_errors: Vec<Option<BitbucketError>>,
+    /// One per build column.
+    build_errors: Vec<Option<BitbucketError>>,
+}
+
+/// What is checked on every repository of a binding.
+struct Columns<'a> {
+    webhooks: &'a [DesiredWebhook],
+    reports: &'a [ReportColumn],
+    builds: &'a [BuildColumn],
+}
+
+/// Per report and build column, the outcome it is known to fail with on every repository (a
+/// server without the API), so that it is not read again.
+struct Known {
+    reports: Vec<Option<Outcome>>,
+    builds: Vec<Option<Outcome>>,
 }
 
 impl Read {
     /// A rejected credential stops the whole binding: every later call would fail the same way.
     fn abort_on_credentials(&self) -> Result<(), Outcome> {
-        let errors = self.webhooks_error.iter().chain(self.report_errors.iter().flatten());
+        let errors = self
+            .webhooks_error
+            .iter()
+            .chain(self.report_errors.iter().flatten())
+            .chain(self.build_errors.iter().flatten());
         match errors.into_iter().find(|e| e.class() == ErrorClass::Credentials) {
             Some(error) => Err(Outcome::from_error(error)),
             None => Ok(()),
@@ -277,16 +332,17 @@ impl Read {
     }
 }
 
-/// Reads one repository's webhooks (once, when the binding declares any) and the merge check of
-/// each report not `known` to fail.
+/// Reads one repository's webhooks (once, when the binding declares any), the merge check of
+/// each report not `known` to fail, and (once, for all builds not known to fail) its
+/// required-builds conditions.
 async fn read_repository(
     client: &Client,
     project: &str,
     repository: Repository,
-    webhooks: &[DesiredWebhook],
-    reports: &[ReportColumn],
-    known: &[Option<Outcome>],
+    columns: &Columns<'_>,
+    known: &Known,
 ) -> Read {
+    let Columns { webhooks, reports, builds } = *columns;
     let (mut webhook_states, mut webhooks_error) = (Vec::new(), None);
     if !webhooks.is_empty() {
         match client.list_webhooks(project, &repository.slug).await {
@@ -299,7 +355,7 @@ async fn read_repository(
     }
     let mut report_states = Vec::with_capacity(reports.len());
     let mut report_errors = Vec::with_capacity(reports.len());
-    for (report, known) in reports.iter().zip(known) {
+    for (report, known) in reports.iter().zip(&known.reports) {
         let (state, error) = match known {
             Some(outcome) => (State::Failed(outcome.clone()), None),
             None => match client.get_merge_check(project, &repository.slug, &report.desired.report_key).await {
@@ -310,11 +366,86 @@ async fn read_repository(
         report_states.push(state);
         report_errors.push(error);
     }
+    let (build_states, build_errors) = build_states_of(client, project, &repository.slug, builds, &known.builds).await;
     Read {
-        inventory: RepositoryInventory { repository, webhooks: webhook_states, reports: report_states },
+        inventory: RepositoryInventory {
+            repository,
+            webhooks: webhook_states,
+            reports: report_states,
+            builds: build_states,
+        },
         webhooks_error,
         report_errors,
+        build_errors,
     }
+}
+
+/// The state of each build column on a repository, from one read of its conditions (with its
+/// default branch when a build targets it) and each build's plan; with the error behind a
+/// failed read.
+async fn build_states_of(
+    client: &Client,
+    project: &str,
+    slug: &str,
+    builds: &[BuildColumn],
+    known: &[Option<Outcome>],
+) -> (Vec<State>, Vec<Option<BitbucketError>>) {
+    let inputs: Vec<BuildInput<'_>> = builds
+        .iter()
+        .map(|build| BuildInput {
+            project,
+            bound: &[],
+            departed: &[],
+            spec: &build.spec,
+            applied: None,
+            remove_departed: false,
+        })
+        .collect();
+    let default_branch = inputs.iter().zip(known).any(|(input, k)| k.is_none() && input.needs_default_branch());
+    // Read at the first build not known to fail, then shared by the others.
+    let mut read = None;
+    let mut states = Vec::with_capacity(builds.len());
+    let mut errors = Vec::with_capacity(builds.len());
+    for (input, known) in inputs.iter().zip(known) {
+        if let Some(outcome) = known {
+            states.push(State::Failed(outcome.clone()));
+            errors.push(None);
+            continue;
+        }
+        let observed = match &read {
+            Some(observed) => Clone::clone(observed),
+            None => {
+                let observed = required_builds::read(client, project, slug, default_branch).await;
+                read = Some(observed.clone());
+                observed
+            }
+        };
+        let plan = plan_repository(slug.to_owned(), true, input, observed);
+        errors.push(plan.error.clone());
+        states.push(build_state(&plan));
+    }
+    (states, errors)
+}
+
+/// The state of a build's condition on a repository, from the plan of that repository.
+pub fn build_state(plan: &RepositoryPlan) -> State {
+    if let Some(error) = &plan.error {
+        return State::Failed(Outcome::from_error(error));
+    }
+    if plan.decision.drift.contains(&Drift::Missing) {
+        return State::Missing;
+    }
+    let differences: Vec<&'static str> = plan
+        .decision
+        .drift
+        .iter()
+        .map(|drift| match drift {
+            Drift::Outdated { .. } => "outdated",
+            Drift::Extra { .. } => "duplicate",
+            Drift::Missing => "missing",
+        })
+        .collect();
+    if differences.is_empty() { State::InSync } else { State::Differs(differences) }
 }
 
 /// The state of each declared webhook on a repository, from the changes the plan would make.

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{BindingInventory, RepositoryInventory, State};
+use crate::plan::required_builds::round::requirement;
 
 /// The JSON document's fields, for `inventory --help`.
 pub const FIELDS: &str = "\
@@ -15,16 +16,19 @@ JSON output (-o json), one document; the field names are stable:
     reason, message          null when ok
     webhooks[]               the names of its declared webhooks
     requiredReports[]        its RequiredReports in the manifests: name, reportKey
+    requiredBuilds[]         its RequiredBuilds in the manifests: name, requires (in words)
     repositories[]           what it selects now, by slug (the repositories its selection
                              leaves out, such as archived ones by default, are not listed)
       slug, id, name, state, archived, httpCloneUrl, sshCloneUrl (null when Bitbucket gives none)
       webhooks[]             name, state, differences, reason, message
       requiredReports[]      name, reportKey, state, differences, reason, message
+      requiredBuilds[]       name, state, differences, reason, message
                              state: inSync | differs | missing | error; differences: the fields
-                             that differ (duplicate: more than one webhook has the name);
-                             reason, message: why it could not be read (null otherwise)
-    summary                  repositories; webhooks and requiredReports: per name, the count of
-                             each state (inSync, differs, missing, error)
+                             that differ (duplicate: more than one webhook has the name, or more
+                             than one condition has the build's content); reason, message: why
+                             it could not be read (null otherwise)
+    summary                  repositories; webhooks, requiredReports and requiredBuilds: per
+                             name, the count of each state (inSync, differs, missing, error)
   summary                    bindings, repositories, failedBindings, failedReads
   exitCode                   0 when everything could be read, 1 otherwise
 ";
@@ -106,11 +110,15 @@ impl BindingInventory {
         Counts::of(self.repositories.iter().filter_map(|r| r.reports.get(column)))
     }
 
+    fn build_counts(&self, column: usize) -> Counts {
+        Counts::of(self.repositories.iter().filter_map(|r| r.builds.get(column)))
+    }
+
     /// How many reads failed (per repository and object).
     pub fn failed_reads(&self) -> usize {
         self.repositories
             .iter()
-            .flat_map(|r| r.webhooks.iter().chain(&r.reports))
+            .flat_map(|r| r.webhooks.iter().chain(&r.reports).chain(&r.builds))
             .filter(|s| matches!(s, State::Failed(_)))
             .count()
     }
@@ -136,6 +144,7 @@ impl BindingInventory {
         let mut header: Vec<String> = ["SLUG", "ID", "NAME", "STATE", "ARCHIVED"].map(str::to_owned).into();
         header.extend(self.webhooks.iter().map(|name| format!("WEBHOOK {name}")));
         header.extend(self.reports.iter().map(|report| format!("REPORT {}", report.name)));
+        header.extend(self.builds.iter().map(|build| format!("BUILD {}", build.name)));
         header.extend(["HTTP", "SSH"].map(str::to_owned));
         let rows: Vec<Vec<String>> = self.repositories.iter().map(row).collect();
         let widths: Vec<usize> = (0..header.len())
@@ -168,6 +177,9 @@ impl BindingInventory {
         for (i, report) in self.reports.iter().enumerate() {
             summary.push(format!("required report {}: {}", report.name, self.report_counts(i).text()));
         }
+        for (i, build) in self.builds.iter().enumerate() {
+            summary.push(format!("required build {}: {}", build.name, self.build_counts(i).text()));
+        }
         out.push_str(&format!("    {}\n\n", summary.join("; ")));
         out
     }
@@ -180,7 +192,8 @@ impl BindingInventory {
         for repository in &self.repositories {
             let webhooks = self.webhooks.iter().map(|n| format!("webhook {n}")).zip(&repository.webhooks);
             let reports = self.reports.iter().map(|r| format!("required report {}", r.name)).zip(&repository.reports);
-            for (label, state) in webhooks.chain(reports) {
+            let builds = self.builds.iter().map(|b| format!("required build {}", b.name)).zip(&repository.builds);
+            for (label, state) in webhooks.chain(reports).chain(builds) {
                 let State::Failed(outcome) = state else { continue };
                 let slug = repository.repository.slug.as_str();
                 match groups.iter_mut().find(|(l, reason, _, _)| *l == label && *reason == outcome.reason) {
@@ -202,6 +215,12 @@ impl BindingInventory {
             .enumerate()
             .map(|(i, report)| (report.name.clone(), self.report_counts(i).json()))
             .collect();
+        let build_counts: serde_json::Map<String, Value> = self
+            .builds
+            .iter()
+            .enumerate()
+            .map(|(i, build)| (build.name.clone(), self.build_counts(i).json()))
+            .collect();
         let repositories: Vec<Value> = self.repositories.iter().map(|r| self.repository_json(r)).collect();
         json!({
             "kind": self.id.kind,
@@ -218,11 +237,16 @@ impl BindingInventory {
                 "name": r.name,
                 "reportKey": r.desired.report_key,
             })).collect::<Vec<_>>(),
+            "requiredBuilds": self.builds.iter().map(|b| json!({
+                "name": b.name,
+                "requires": requirement(&b.spec),
+            })).collect::<Vec<_>>(),
             "repositories": repositories,
             "summary": {
                 "repositories": self.repositories.len(),
                 "webhooks": webhook_counts,
                 "requiredReports": report_counts,
+                "requiredBuilds": build_counts,
             },
         })
     }
@@ -246,6 +270,12 @@ impl BindingInventory {
                 )
             })
             .collect();
+        let builds: Vec<Value> = self
+            .builds
+            .iter()
+            .zip(&entry.builds)
+            .map(|(build, state)| with_fields(state.json(), [("name", json!(build.name))]))
+            .collect();
         json!({
             "slug": repository.slug,
             "id": repository.id,
@@ -256,6 +286,7 @@ impl BindingInventory {
             "sshCloneUrl": repository.clone.ssh,
             "webhooks": webhooks,
             "requiredReports": reports,
+            "requiredBuilds": builds,
         })
     }
 }
@@ -277,7 +308,7 @@ fn row(entry: &RepositoryInventory) -> Vec<String> {
         repository.state.as_str().to_owned(),
         if repository.archived { "yes" } else { "no" }.to_owned(),
     ];
-    cells.extend(entry.webhooks.iter().chain(&entry.reports).map(State::cell));
+    cells.extend(entry.webhooks.iter().chain(&entry.reports).chain(&entry.builds).map(State::cell));
     cells.push(repository.clone.http.clone().unwrap_or_else(|| "-".to_owned()));
     cells.push(repository.clone.ssh.clone().unwrap_or_else(|| "-".to_owned()));
     cells

@@ -103,6 +103,7 @@ fn binding(repositories: Vec<RepositoryInventory>) -> BindingInventory {
             name: "sonarqube".into(),
             desired: MergeCheck { report_key: "com.sonarsource.sonarqube".into(), must_pass: true, min_severity: None },
         }],
+        builds: Vec::new(),
         repositories,
         failure: None,
     }
@@ -116,6 +117,7 @@ fn the_table_aligns_columns_and_groups_one_failure_over_many_repositories() {
             repository: repository(&format!("r{i}"), i),
             webhooks: vec![if i == 1 { State::Missing } else { State::InSync }],
             reports: vec![unsupported.clone()],
+            builds: Vec::new(),
         })
         .collect();
     let found = binding(repositories);
@@ -161,4 +163,46 @@ fn a_binding_that_could_not_be_read_says_why_and_fails_the_run() {
     let mut clean = Totals::default();
     clean.add(&binding(Vec::new()));
     assert_eq!(clean.exit_code(), 0);
+}
+
+#[test]
+fn a_required_build_is_in_sync_missing_or_duplicated_by_content() {
+    use crate::{
+        api::required_build::{RefMatcher, RefMatcherType},
+        bitbucket::{RefMatcher as WireMatcher, RefMatcherType as WireType, RequiredBuildCondition},
+        plan::required_builds::round::Observed,
+    };
+    let spec: RequiredBuildSpec = serde_json::from_value(serde_json::json!({
+        "bindingRef": {"name": "platform"},
+        "buildParentKeys": ["gate"],
+    }))
+    .expect("a spec");
+    let condition = |id: i64, keys: &[&str], branch: &str| RequiredBuildCondition {
+        id,
+        build_parent_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        ref_matcher: WireMatcher { id: branch.to_owned(), kind: WireType::Branch },
+        exempt_ref_matcher: None,
+    };
+    let input =
+        BuildInput { project: "PLAT", bound: &[], departed: &[], spec: &spec, applied: None, remove_departed: false };
+    let state = |conditions: Vec<RequiredBuildCondition>| {
+        let observed = Observed { default_branch: Some("refs/heads/main".into()), conditions };
+        build_state(&plan_repository("r".into(), true, &input, Ok(observed)))
+    };
+    assert_eq!(state(vec![condition(1, &["gate"], "refs/heads/main")]), State::InSync);
+    // Someone else's condition (other builds, or another branch) is not the build's.
+    assert_eq!(state(vec![condition(1, &["ci"], "refs/heads/main")]), State::Missing);
+    assert_eq!(state(vec![condition(1, &["gate"], "refs/heads/develop")]), State::Missing);
+    assert_eq!(
+        state(vec![condition(1, &["gate"], "main"), condition(2, &["gate"], "refs/heads/main")]),
+        State::Differs(vec!["duplicate"])
+    );
+    let pattern = RequiredBuildSpec {
+        ref_matcher: Some(RefMatcher { type_: RefMatcherType::Pattern, value: Some("release/*".into()) }),
+        ..spec.clone()
+    };
+    let input = BuildInput { spec: &pattern, ..input };
+    assert!(!input.needs_default_branch(), "a pattern needs no default branch read");
+    let read = Err(crate::bitbucket::Error::InvalidArgument { field: "x", problem: "unreadable".into() });
+    assert!(matches!(build_state(&plan_repository("r".into(), true, &input, read)), State::Failed(_)));
 }

@@ -55,6 +55,7 @@ impl Manifests {
                 | "ClusterBitbucketConfiguration"
                 | "ProjectBinding"
                 | "RequiredReport"
+                | "RequiredBuild"
                 | "SonarQubeConfiguration",
             ) => version == ours,
             _ => false,
@@ -116,6 +117,11 @@ impl Manifests {
                     self.reports.push(Item { object, source: origin });
                 }
             }
+            "RequiredBuild" => {
+                if let Some(object) = admit(&value, &origin, &object, problems) {
+                    self.builds.push(Item { object, source: origin });
+                }
+            }
             "SonarQubeConfiguration" => {
                 if let Some(object) = admit(&value, &origin, &object, problems) {
                     self.sonarqube_configurations.push(Item { object, source: origin });
@@ -147,6 +153,7 @@ impl Manifests {
             "ClusterBitbucketConfiguration" => find(&self.cluster_configurations, None, name),
             "ProjectBinding" => find(&self.bindings, namespace, name),
             "RequiredReport" => find(&self.reports, namespace, name),
+            "RequiredBuild" => find(&self.builds, namespace, name),
             "SonarQubeConfiguration" => find(&self.sonarqube_configurations, namespace, name),
             _ => None,
         }

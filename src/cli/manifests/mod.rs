@@ -47,7 +47,7 @@ use std::{
 };
 
 use crate::{
-    api::{BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredReport},
+    api::{BitbucketConfiguration, ClusterBitbucketConfiguration, ProjectBinding, RequiredBuild, RequiredReport},
     plan::connection::SecretData,
 };
 
@@ -117,6 +117,8 @@ pub struct Manifests {
     pub bindings: Vec<Item<ProjectBinding>>,
     /// RequiredReports, namespace filled in.
     pub reports: Vec<Item<RequiredReport>>,
+    /// RequiredBuilds, namespace filled in.
+    pub builds: Vec<Item<RequiredBuild>>,
     /// SonarQubeConfigurations, namespace filled in.
     pub sonarqube_configurations: Vec<Item<crate::api::SonarQubeConfiguration>>,
     /// Secrets by (namespace, name), decoded.
@@ -185,6 +187,7 @@ impl Manifests {
             && self.cluster_configurations.is_empty()
             && self.bindings.is_empty()
             && self.reports.is_empty()
+            && self.builds.is_empty()
             && self.sonarqube_configurations.is_empty()
     }
 

@@ -6,7 +6,7 @@ use super::Source;
 
 /// What the CLI reads, for messages.
 const SUPPORTED: &str = "bitbucket.integrations.dev/v1alpha1 BitbucketConfiguration, ClusterBitbucketConfiguration, \
-                         ProjectBinding, RequiredReport and SonarQubeConfiguration, v1 Secret, and a v1 List of \
+                         ProjectBinding, RequiredReport, RequiredBuild and SonarQubeConfiguration, v1 Secret, and a v1 List of \
                          those";
 /// One problem with the manifests. Each names the file and the document, and where known the
 /// object and the field, and says what to do.

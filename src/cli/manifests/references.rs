@@ -1,5 +1,5 @@
 //! Following references as the operator would: a binding to its configuration (namespaced, or
-//! cluster-scoped and admitting the binding's namespace), a report to its binding, and the
+//! cluster-scoped and admitting the binding's namespace), a report or a build to its binding, and the
 //! targets `plan` and `apply` work on.
 
 use std::collections::BTreeMap;
@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use kube::ResourceExt as _;
 
 use crate::{
-    api::{BitbucketConfigurationSpec, ProjectBinding, RequiredReport, refs::ConfigurationKind},
+    api::{BitbucketConfigurationSpec, ProjectBinding, RequiredBuild, RequiredReport, refs::ConfigurationKind},
     bitbucket::ClientConfig,
     cli::plan::{
-        BindingTarget, ConfigurationTarget, ReportTarget, ResourceId, SettingTarget, SonarQubeTarget, Targets,
+        BindingTarget, BuildTarget, ConfigurationTarget, ReportTarget, ResourceId, SettingTarget, SonarQubeTarget,
+        Targets,
     },
     plan::{
         connection::{ConnectionError, client_config, labelled, single_line},
@@ -85,7 +86,7 @@ pub enum ReferenceError {
     /// `spec.bindingRef` names a binding that is not among the manifests.
     #[error("ProjectBinding {namespace}/{name} is not among the manifests; add it or fix spec.bindingRef")]
     BindingNotFound {
-        /// The report's namespace.
+        /// The namespace of the report (or build).
         namespace: String,
         /// The name referred to.
         name: String,
@@ -182,16 +183,24 @@ impl Manifests {
     /// The binding a required report applies to: the ProjectBinding of its `bindingRef` in its
     /// namespace.
     pub fn binding_for(&self, report: &RequiredReport) -> Result<&Item<ProjectBinding>, ReferenceError> {
-        let namespace = report.namespace().unwrap_or_default();
-        let name = &report.spec.binding_ref.name;
+        self.binding_named(report.namespace().unwrap_or_default(), &report.spec.binding_ref.name)
+    }
+
+    /// The binding a required build applies to: the ProjectBinding of its `bindingRef` in its
+    /// namespace.
+    pub fn binding_for_build(&self, build: &RequiredBuild) -> Result<&Item<ProjectBinding>, ReferenceError> {
+        self.binding_named(build.namespace().unwrap_or_default(), &build.spec.binding_ref.name)
+    }
+
+    fn binding_named(&self, namespace: String, name: &str) -> Result<&Item<ProjectBinding>, ReferenceError> {
         self.bindings
             .iter()
-            .find(|b| b.object.metadata.namespace.as_deref() == Some(&namespace) && &b.object.name_any() == name)
-            .ok_or_else(|| ReferenceError::BindingNotFound { namespace, name: name.clone() })
+            .find(|b| b.object.metadata.namespace.as_deref() == Some(&namespace) && b.object.name_any() == name)
+            .ok_or_else(|| ReferenceError::BindingNotFound { namespace, name: name.to_owned() })
     }
 
     /// What `plan`/`apply` work on: configurations with their client settings, bindings with
-    /// their configuration and webhooks, reports with their binding. A reference that the
+    /// their configuration and webhooks, reports and builds with their binding. A reference that the
     /// manifests do not satisfy becomes that resource's `Stalled` outcome.
     pub fn targets(&self) -> Targets {
         let mut targets = Targets::default();
@@ -243,14 +252,7 @@ impl Manifests {
         for item in &self.reports {
             let report = &item.object;
             let namespace = report.namespace().unwrap_or_default();
-            let binding = self.binding_for(report).map_err(|e| e.outcome()).and_then(|found| {
-                let name = found.object.name_any();
-                targets
-                    .bindings
-                    .iter()
-                    .position(|b| b.id.namespace.as_deref() == Some(namespace.as_str()) && b.id.name == name)
-                    .ok_or_else(|| ReferenceError::BindingNotFound { namespace: namespace.clone(), name }.outcome())
-            });
+            let binding = binding_index(&targets, &namespace, self.binding_for(report));
             targets.reports.push(ReportTarget {
                 source: item.source.to_string(),
                 id: ResourceId { kind: "RequiredReport", namespace: Some(namespace), name: report.name_any() },
@@ -258,8 +260,35 @@ impl Manifests {
                 binding,
             });
         }
+        for item in &self.builds {
+            let build = &item.object;
+            let namespace = build.namespace().unwrap_or_default();
+            let binding = binding_index(&targets, &namespace, self.binding_for_build(build));
+            targets.builds.push(BuildTarget {
+                source: item.source.to_string(),
+                id: ResourceId { kind: "RequiredBuild", namespace: Some(namespace), name: build.name_any() },
+                spec: build.spec.clone(),
+                binding,
+            });
+        }
         targets
     }
+}
+
+/// The index among the targets' bindings of the binding found for a report or build in
+/// `namespace`, or the outcome that says why there is none.
+fn binding_index(
+    targets: &Targets,
+    namespace: &str,
+    found: Result<&Item<ProjectBinding>, ReferenceError>,
+) -> Result<usize, Outcome> {
+    let found = found.map_err(|e| e.outcome())?;
+    let name = found.object.name_any();
+    targets
+        .bindings
+        .iter()
+        .position(|b| b.id.namespace.as_deref() == Some(namespace) && b.id.name == name)
+        .ok_or_else(|| ReferenceError::BindingNotFound { namespace: namespace.to_owned(), name }.outcome())
 }
 
 impl Manifests {

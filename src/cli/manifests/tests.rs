@@ -110,6 +110,38 @@ fn objects_are_defaulted_and_namespaced_as_the_cluster_would() {
 }
 
 #[test]
+fn a_required_build_is_admitted_with_its_crd_rules_and_finds_its_binding() {
+    let build = |name: &str, spec: &str| {
+        format!(
+            "{GROUP_VERSION}\nkind: RequiredBuild\nmetadata: {{name: {name}}}\nspec: {{bindingRef: {{name: b}}, {spec}}}\n"
+        )
+    };
+    let good = build("gate", "buildParentKeys: [sonarqube-quality-gate]");
+    let bad = build("bad", "buildParentKeys: [ci], refMatcher: {type: Branch, value: 'release/*'}");
+    let text = format!("{good}---\n{bad}---\n{}---\n{good}", binding("b", "default", "{name: c}"));
+    let (manifests, problems) = read(&[("b.yaml", &text)], &LoadOptions::default());
+    let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    // The CEL rule of the CRD names the field and says what to use instead.
+    assert!(texts[0].contains("RequiredBuild default/bad: spec.refMatcher"), "{}", texts[0]);
+    assert!(texts[0].contains("use type Pattern"), "{}", texts[0]);
+    assert!(texts[1].contains("(document 4)") && texts[1].contains("defined twice"), "{}", texts[1]);
+    assert_eq!(manifests.builds.len(), 1);
+    let found = manifests.binding_for_build(&manifests.builds[0].object).expect("the binding");
+    assert_eq!(found.object.metadata.name.as_deref(), Some("b"));
+    let targets = manifests.targets();
+    assert_eq!(targets.builds.len(), 1);
+    assert_eq!(targets.builds[0].binding, Ok(0));
+
+    let (manifests, problems) = read(&[("b.yaml", &good)], &LoadOptions::default());
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(!manifests.is_empty(), "a RequiredBuild alone is something to plan");
+    let missing = manifests.targets().builds.remove(0).binding.expect_err("no binding");
+    assert_eq!(missing.reason, reasons::BINDING_NOT_FOUND);
+    assert!(missing.message.contains("ProjectBinding default/b is not among the manifests"), "{}", missing.message);
+}
+
+#[test]
 fn secrets_are_checked_without_showing_values() {
     let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  labels: {bitbucket.integrations.dev/credential: true}\ndata: {a: \"c2VjcmV0\", b: \"s3cr3t!\"}\nstringData: {c: 5}\n";
     let (manifests, problems) = read(&[("s.yaml", text)], &LoadOptions::default());

@@ -8,6 +8,7 @@
 //! The SonarQube side (module `sonarqube`) runs in the same round: SonarQubeConfigurations first,
 //! then each Bitbucket configuration's DevOps Platform setting, then each binding's projects.
 
+mod build;
 mod progress;
 mod report;
 mod sonarqube;
@@ -22,7 +23,7 @@ use super::{
     manifests::{LoadOptions, Manifests, load},
 };
 use crate::{
-    api::{ProjectBindingSpec, RequiredReportSpec, required_report::ManagementPolicy},
+    api::{ProjectBindingSpec, RequiredBuildSpec, RequiredReportSpec, required_report::ManagementPolicy},
     bitbucket::{Client, ClientConfig, ErrorClass, Secret},
     plan::{
         binding as plan_binding,
@@ -160,6 +161,18 @@ pub struct ReportTarget {
     pub binding: Result<usize, Outcome>,
 }
 
+/// A required build, with its binding (an index into the bindings).
+pub struct BuildTarget {
+    /// Where it was read from, for messages.
+    pub source: String,
+    /// Which build.
+    pub id: ResourceId,
+    /// Its spec, with defaults applied.
+    pub spec: RequiredBuildSpec,
+    /// The binding it uses, or why it has none.
+    pub binding: Result<usize, Outcome>,
+}
+
 /// Everything a run works on.
 #[derive(Default)]
 pub struct Targets {
@@ -171,12 +184,14 @@ pub struct Targets {
     pub bindings: Vec<BindingTarget>,
     /// Required reports.
     pub reports: Vec<ReportTarget>,
+    /// Required builds.
+    pub builds: Vec<BuildTarget>,
 }
 
 impl Targets {
     /// How many resources there are.
     pub fn count(&self) -> usize {
-        self.sonarqube.len() + self.configurations.len() + self.bindings.len() + self.reports.len()
+        self.sonarqube.len() + self.configurations.len() + self.bindings.len() + self.reports.len() + self.builds.len()
     }
 }
 
@@ -234,6 +249,12 @@ pub async fn run(targets: &Targets, mode: Mode, progress: &mut Progress) -> RunR
     for target in &targets.reports {
         progress.step(&target.id);
         let mut result = run_report(target, targets, &clients, &bound, mode).await;
+        result.facts.insert(0, format!("from {}", target.source));
+        resources.push(result);
+    }
+    for target in &targets.builds {
+        progress.step(&target.id);
+        let mut result = build::run_build(target, targets, &clients, &bound, mode).await;
         result.facts.insert(0, format!("from {}", target.source));
         resources.push(result);
     }
@@ -372,6 +393,38 @@ fn webhook_change(slug: &str, change: &WebhookChange) -> Change {
     Change { repository: slug.to_owned(), action, object: "webhook", name: change.name().to_owned(), detail }
 }
 
+/// The binding (its index and target) a report or build uses, or the outcome that says why
+/// there is none.
+fn binding_of<'a>(
+    binding: &Result<usize, Outcome>,
+    targets: &'a Targets,
+) -> Result<(usize, &'a BindingTarget), Outcome> {
+    let index = *binding.as_ref().map_err(Clone::clone)?;
+    let binding = targets
+        .bindings
+        .get(index)
+        .ok_or_else(|| Outcome::stalled(reasons::BINDING_NOT_FOUND, "the binding is not among the manifests"))?;
+    Ok((index, binding))
+}
+
+/// The project, the bound slugs and the client of the binding `index`, once its round resolved
+/// them, or the outcome that says they could not be.
+fn repositories_of<'a>(
+    index: usize,
+    binding: &BindingTarget,
+    targets: &Targets,
+    clients: &'a [Option<(Client, Outcome)>],
+    bound: &'a [Option<(String, Vec<String>)>],
+) -> Result<(&'a str, &'a [String], &'a Client), Outcome> {
+    match (bound.get(index), connection(&binding.configuration, clients, &targets.configurations)) {
+        (Some(Some((project, slugs))), Ok(client)) => Ok((project, slugs, client)),
+        _ => Err(Outcome::stalled(
+            reasons::BINDING_NOT_READY,
+            format!("{} could not resolve its repositories (see above)", binding.id),
+        )),
+    }
+}
+
 async fn run_report(
     target: &ReportTarget,
     targets: &Targets,
@@ -385,28 +438,22 @@ async fn run_report(
         facts: Vec::new(),
         changes: Vec::new(),
     };
-    let index = match &target.binding {
-        Ok(index) => *index,
+    let (index, binding) = match binding_of(&target.binding, targets) {
+        Ok(found) => found,
         Err(outcome) => {
-            result.outcome = outcome.clone();
+            result.outcome = outcome;
             return result;
         }
-    };
-    let Some(binding) = targets.bindings.get(index) else {
-        result.outcome = Outcome::stalled(reasons::BINDING_NOT_FOUND, "the binding is not among the manifests");
-        return result;
     };
     let key = report_key(&target.spec, &binding.spec);
     let desired = desired_check(&key, &target.spec);
     result.facts.push(format!("report: {key} ({})", describe(&desired)));
-    let (Some(Some((project, slugs))), Ok(client)) =
-        (bound.get(index), connection(&binding.configuration, clients, &targets.configurations))
-    else {
-        result.outcome = Outcome::stalled(
-            reasons::BINDING_NOT_READY,
-            format!("{} could not resolve its repositories (see above)", binding.id),
-        );
-        return result;
+    let (project, slugs, client) = match repositories_of(index, binding, targets, clients, bound) {
+        Ok(found) => found,
+        Err(outcome) => {
+            result.outcome = outcome;
+            return result;
+        }
     };
     let observe_only = target.spec.management_policy == ManagementPolicy::Observe;
     let input =

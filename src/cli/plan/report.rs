@@ -75,9 +75,10 @@ pub struct Change {
     pub repository: String,
     /// What happens.
     pub action: Action,
-    /// `webhook`, `required report`, `SonarQube setting` or `SonarQube project`.
+    /// `webhook`, `required report`, `required build`, `SonarQube setting` or `SonarQube project`.
     pub object: &'static str,
-    /// The webhook name, report key, setting key or SonarQube project key.
+    /// The webhook name, report key, `condition` (with its id once it has one), setting key or
+    /// SonarQube project key.
     pub name: String,
     /// The details a reviewer needs (never a secret value).
     pub detail: String,

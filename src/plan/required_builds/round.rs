@@ -235,6 +235,18 @@ pub fn describe(content: &Content) -> String {
     text
 }
 
+/// Where to add the check by hand when the server has no required-builds API.
+pub const MANUAL_STEPS: &str = "Repository settings > Required builds";
+
+/// The verdict on a RequiredBuild whose server has no required-builds API (before 7.14):
+/// `Stalled`, with the manual steps that give each repository the check meanwhile.
+pub fn unsupported(error: &Error, spec: &RequiredBuildSpec) -> Outcome {
+    Outcome::stalled(
+        reasons::UNSUPPORTED_SERVER,
+        format!("{error}; until then, add the check by hand ({MANUAL_STEPS}): {}", requirement(spec)),
+    )
+}
+
 /// What a spec requires, as a person reads it ("builds ci on their default branch").
 pub fn requirement(spec: &RequiredBuildSpec) -> String {
     let on = |matcher: Option<&crate::api::required_build::RefMatcher>, field| {
