@@ -170,12 +170,17 @@ pub struct RequiredBuildStatus {
     /// the last round (so that the next one tells a check restored from one created).
     #[serde(default, skip_serializing_if = "RepositoryIds::is_empty")]
     pub out_of_sync_ids: RepositoryIds,
-    /// The build keys and matchers last applied to the repositories: the operator's record of
-    /// what its conditions look like, so that a change to the spec updates them in place
-    /// instead of adding a second condition beside each.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied: Option<AppliedBuild>,
+    /// The build keys and matchers the operator applied that may still be on some repository,
+    /// newest first (the first is the spec it last worked to): its record of what its
+    /// conditions look like, so that a change to the spec updates them in place instead of
+    /// adding a second condition beside each. Older entries stay only while some repository
+    /// did not take a later one (at most 8; once every repository holds the spec, only it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<AppliedBuild>,
 }
+
+/// How many contents `status.applied` keeps.
+pub const MAX_APPLIED: usize = 8;
 
 /// The content of the conditions the operator last applied, as the spec said it.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -205,7 +205,17 @@ impl Client {
         );
         let response = self.send(&call).await?;
         if response.status != StatusCode::OK {
-            return Err(self.failure(&call, &response, || not_found_under(&response, project, Some(slug))));
+            return Err(self.failure(&call, &response, || {
+                if response.error_detail().exception_name.is_none() {
+                    // Not an answer about the repository: the path itself is unknown here.
+                    Error::UnsupportedServer {
+                        reason: "this Bitbucket does not offer GET .../default-branch; name the branch in refMatcher"
+                            .into(),
+                    }
+                } else {
+                    not_found_under(&response, project, Some(slug))
+                }
+            }));
         }
         let raw: RawRef = self.parse(&call, &response)?;
         if valid_ref(&raw.id) {

@@ -5,7 +5,11 @@
 //! (see [`crate::plan::required_builds`]): `status.applied` records what was last written.
 
 use crate::{
-    api::{RequiredBuild, RequiredBuildStatus, required_build::AppliedBuild, required_report::ManagementPolicy},
+    api::{
+        RequiredBuild, RequiredBuildStatus,
+        required_build::{AppliedBuild, MAX_APPLIED},
+        required_report::ManagementPolicy,
+    },
     bitbucket::ErrorClass,
     plan::{
         reasons,
@@ -70,7 +74,7 @@ async fn enforce(ctx: &Context, build: &RequiredBuild) -> Result<Round<RequiredB
         bound: &bound,
         departed: &departed_slugs,
         spec,
-        applied: previous.applied.as_ref(),
+        applied: &previous.applied,
         remove_departed: removes_conditions(spec),
     };
     if let Err(error) = input.check() {
@@ -100,22 +104,27 @@ async fn enforce(ctx: &Context, build: &RequiredBuild) -> Result<Round<RequiredB
     Ok(Round { status, outcome, next, notices, corrected })
 }
 
-/// What `status.applied` records after a round: the spec once every bound repository holds it
-/// (so the next spec change updates those conditions in place); until then what was recorded
-/// before, since some repositories may still hold that content. Observe changes nothing, so
-/// its record stays as it was.
+/// What `status.applied` records after a round: only the spec once every bound repository
+/// holds it; until then the spec first, then what was recorded before (some repositories may
+/// still hold those contents), at most [`MAX_APPLIED`]. Observe changes nothing, so its record
+/// stays as it was.
 fn applied_record(
     previous: &RequiredBuildStatus,
     spec: &crate::api::RequiredBuildSpec,
     summary: &BuildSummary,
     observe_only: bool,
-) -> Option<AppliedBuild> {
-    let all_in_sync = summary.in_sync == summary.total && summary.unremoved.is_empty();
-    if !observe_only && (all_in_sync || previous.applied.is_none()) {
-        Some(AppliedBuild::from(spec))
-    } else {
-        previous.applied.clone()
+) -> Vec<AppliedBuild> {
+    if observe_only {
+        return previous.applied.clone();
     }
+    let current = AppliedBuild::from(spec);
+    if summary.in_sync == summary.total && summary.unremoved.is_empty() {
+        return vec![current];
+    }
+    let mut record = vec![current.clone()];
+    record.extend(previous.applied.iter().filter(|a| **a != current).cloned());
+    record.truncate(MAX_APPLIED);
+    record
 }
 
 /// The Events of a round: one per kind of change, naming the repositories.
@@ -169,18 +178,20 @@ async fn withdraw(ctx: &Context, build: &RequiredBuild) -> Result<Cleanup<Requir
         bound: &[],
         departed: &slugs,
         spec: &build.spec,
-        applied: status.applied.as_ref(),
+        applied: &status.applied,
         remove_departed: true,
     };
     let plans = match observe(&client, &input).await {
         Ok(plans) => plans,
         Err(error) => return Ok(Cleanup::Waiting(status, removal_failure(build, None, &error))),
     };
-    if let Some((slug, error)) = plans.iter().find_map(|p| p.error.as_ref().map(|e| (&p.slug, e))) {
-        return Ok(Cleanup::Waiting(status, removal_failure(build, Some(slug), error)));
-    }
+    // What could be read is cleaned up now; a repository that failed waits for the next try.
     let outcomes = apply(&client, input.project, &plans).await;
-    if let Some((slug, error)) = outcomes.iter().find_map(|o| o.error.as_ref().map(|e| (&o.slug, e))) {
+    let failure = plans
+        .iter()
+        .find_map(|p| p.error.as_ref().map(|e| (&p.slug, e)))
+        .or_else(|| outcomes.iter().find_map(|o| o.error.as_ref().map(|e| (&o.slug, e))));
+    if let Some((slug, error)) = failure {
         return Ok(Cleanup::Waiting(status, removal_failure(build, Some(slug), error)));
     }
     let removed: usize = outcomes.iter().map(|o| o.deleted.len()).sum();
@@ -202,6 +213,86 @@ fn removal_failure(build: &RequiredBuild, slug: Option<&String>, error: &crate::
         return Outcome::stalled(reasons::UNSUPPORTED_SERVER, message);
     }
     let outcome = Outcome::from_error(error);
-    let message = format!("cannot remove the conditions{from}: {}", outcome.message);
+    let message = match outcome.phase {
+        Phase::Stalled => format!(
+            "cannot remove the conditions{from}: {}; fix that, or remove the finalizer {FINALIZER} to leave them in Bitbucket",
+            outcome.message
+        ),
+        _ => format!("cannot remove the conditions{from}: {}", outcome.message),
+    };
     Outcome { message, ..outcome }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{RequiredBuildSpec, refs::BindingRef, required_report::DeletionPolicy};
+
+    fn spec(keys: &[&str]) -> RequiredBuildSpec {
+        RequiredBuildSpec {
+            binding_ref: BindingRef { name: "b".into() },
+            build_parent_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            ref_matcher: None,
+            exempt_ref_matcher: None,
+            deletion_policy: DeletionPolicy::Delete,
+            management_policy: ManagementPolicy::Manage,
+        }
+    }
+
+    fn summary(total: i32, in_sync: i32) -> BuildSummary {
+        BuildSummary {
+            repositories: Vec::new(),
+            created: Vec::new(),
+            adopted: Vec::new(),
+            updated: Vec::new(),
+            corrected: Vec::new(),
+            deduplicated: Vec::new(),
+            drifted: Vec::new(),
+            removed: Vec::new(),
+            unremoved: Vec::new(),
+            total,
+            in_sync,
+            outcome: Outcome::ready(reasons::IN_SYNC, String::new()),
+            transient: None,
+        }
+    }
+
+    fn keys(record: &[AppliedBuild]) -> Vec<Vec<String>> {
+        record.iter().map(|a| a.build_parent_keys.clone()).collect()
+    }
+
+    #[test]
+    fn the_record_keeps_every_content_some_repository_may_still_hold() {
+        let (s1, s2, s3) = (spec(&["ci"]), spec(&["ci", "lint"]), spec(&["ci", "lint", "gate"]));
+        let start = RequiredBuildStatus { applied: vec![AppliedBuild::from(&s1)], ..RequiredBuildStatus::default() };
+        // S2 reached only some repositories: S1 stays on the record, behind S2.
+        let applied = applied_record(&start, &s2, &summary(3, 2), false);
+        assert_eq!(keys(&applied), [s2.build_parent_keys.clone(), s1.build_parent_keys.clone()]);
+        // S3 before S2 reached every repository: all three are known.
+        let partial = RequiredBuildStatus { applied, ..RequiredBuildStatus::default() };
+        let applied = applied_record(&partial, &s3, &summary(3, 1), false);
+        assert_eq!(keys(&applied).len(), 3);
+        // Once every repository holds the spec, only it.
+        let later = RequiredBuildStatus { applied, ..RequiredBuildStatus::default() };
+        assert_eq!(
+            keys(&applied_record(&later, &s3, &summary(3, 3), false)),
+            std::slice::from_ref(&s3.build_parent_keys)
+        );
+        // A repository that left with its condition still on it keeps the old contents known.
+        let mut left = summary(3, 3);
+        left.unremoved.push("old".into());
+        assert_eq!(applied_record(&later, &s3, &left, false).len(), 3);
+        // Observe writes nothing, so it records nothing new.
+        assert_eq!(applied_record(&start, &s3, &summary(3, 0), true), start.applied);
+    }
+
+    #[test]
+    fn the_record_is_bounded() {
+        let mut status = RequiredBuildStatus::default();
+        for i in 0..(MAX_APPLIED + 5) {
+            status.applied = applied_record(&status, &spec(&[&format!("k{i}")]), &summary(2, 1), false);
+        }
+        assert_eq!(status.applied.len(), MAX_APPLIED);
+        assert_eq!(status.applied[0].build_parent_keys, [format!("k{}", MAX_APPLIED + 4)]);
+    }
 }

@@ -223,18 +223,15 @@ fn ids_with(content: &Content, observed: &[Condition]) -> Vec<i64> {
     ids.into_iter().collect()
 }
 
-/// What must change on one repository for its conditions to hold `desired`, given what was
-/// last `applied` (none before the first round) and the conditions `observed` there.
-pub fn decide(
-    desired: &Content,
-    applied: Option<&Content>,
-    observed: &[Condition],
-    policy: ManagementPolicy,
-) -> Decision {
+/// What must change on one repository for its conditions to hold `desired`, given the contents
+/// the operator `applied` before (none before the first round; several when a spec changed
+/// again before every repository had the last one) and the conditions `observed` there.
+pub fn decide(desired: &Content, applied: &[Content], observed: &[Condition], policy: ManagementPolicy) -> Decision {
     let exact = ids_with(desired, observed);
-    let old = match applied {
-        Some(applied) if !applied.same_as(desired) => ids_with(applied, observed),
-        _ => Vec::new(),
+    let old: Vec<i64> = {
+        let ids: BTreeSet<i64> =
+            applied.iter().filter(|a| !a.same_as(desired)).flat_map(|a| ids_with(a, observed)).collect();
+        ids.into_iter().collect()
     };
     let mut drift = Vec::new();
     let mut actions = Vec::new();
@@ -269,11 +266,11 @@ pub fn removes_conditions(spec: &RequiredBuildSpec) -> bool {
 }
 
 /// The ids, ascending, of the conditions to delete when a repository loses the check: those with
-/// the desired or the applied content, never any other.
-pub fn removals(desired: &Content, applied: Option<&Content>, observed: &[Condition]) -> Vec<i64> {
+/// the desired or an applied content, never any other.
+pub fn removals(desired: &Content, applied: &[Content], observed: &[Condition]) -> Vec<i64> {
     let ours: BTreeSet<i64> = observed
         .iter()
-        .filter(|c| c.content.same_as(desired) || applied.is_some_and(|a| c.content.same_as(a)))
+        .filter(|c| c.content.same_as(desired) || applied.iter().any(|a| c.content.same_as(a)))
         .map(|c| c.id)
         .collect();
     ours.into_iter().collect()

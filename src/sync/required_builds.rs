@@ -46,10 +46,11 @@ pub async fn observe(client: &Client, input: &BuildInput<'_>) -> Result<Vec<Repo
     Ok(plans)
 }
 
-/// What one repository holds: its default branch when needed, then its conditions.
+/// What one repository holds: its conditions (whose answer tells a missing repository from a
+/// server without the API), then its default branch when needed.
 pub async fn read(client: &Client, project: &str, slug: &str, default_branch: bool) -> Result<Observed, Error> {
-    let default_branch = if default_branch { Some(client.default_branch(project, slug).await?) } else { None };
     let conditions = client.list_required_builds(project, slug).await?;
+    let default_branch = if default_branch { Some(client.default_branch(project, slug).await?) } else { None };
     Ok(Observed { default_branch, conditions })
 }
 

@@ -86,7 +86,7 @@ async fn every_bound_repository_gets_one_condition_on_its_default_branch_and_res
     let ready = env.wait_ready("requiredbuilds", "gate", "True", "InSync").await;
     assert_eq!(ready["status"]["repositoryCount"], N);
     assert_eq!(ready["status"]["inSyncCount"], N);
-    assert_eq!(ready["status"]["applied"]["buildParentKeys"], json!([GATE]));
+    assert_eq!(ready["status"]["applied"], json!([{"buildParentKeys": [GATE]}]));
     assert!(message(&ready).contains(GATE) && message(&ready).contains("default branch"), "{}", message(&ready));
     for i in 0..N {
         let slug = big_slug(i);
@@ -154,7 +154,7 @@ async fn a_spec_change_updates_each_condition_in_place() {
     .await;
     let updated = env
         .wait("requiredbuilds", "team-a", "gate", "the new spec applied", |o| {
-            o["status"]["applied"]["buildParentKeys"] == json!([GATE, "unit-tests"])
+            o["status"]["applied"] == json!([{"buildParentKeys": [GATE, "unit-tests"], "refMatcher": {"type": "Pattern", "value": "release/*"}}])
                 && o["status"]["observedGeneration"] == o["metadata"]["generation"]
         })
         .await;

@@ -397,7 +397,7 @@ async fn build_states_of(
             bound: &[],
             departed: &[],
             spec: &build.spec,
-            applied: None,
+            applied: &[],
             remove_departed: false,
         })
         .collect();

@@ -184,7 +184,7 @@ fn a_required_build_is_in_sync_missing_or_duplicated_by_content() {
         exempt_ref_matcher: None,
     };
     let input =
-        BuildInput { project: "PLAT", bound: &[], departed: &[], spec: &spec, applied: None, remove_departed: false };
+        BuildInput { project: "PLAT", bound: &[], departed: &[], spec: &spec, applied: &[], remove_departed: false };
     let state = |conditions: Vec<RequiredBuildCondition>| {
         let observed = Observed { default_branch: Some("refs/heads/main".into()), conditions };
         build_state(&plan_repository("r".into(), true, &input, Ok(observed)))

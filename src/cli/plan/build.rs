@@ -55,7 +55,7 @@ pub(super) async fn run_build(
         }
     };
     // No record of what was applied before: see the module doc.
-    let input = BuildInput { project, bound: slugs, departed: &[], spec, applied: None, remove_departed: false };
+    let input = BuildInput { project, bound: slugs, departed: &[], spec, applied: &[], remove_departed: false };
     if let Err(error) = input.check() {
         result.outcome = Outcome::from_error(&error);
         return result;

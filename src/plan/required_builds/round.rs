@@ -34,8 +34,9 @@ pub struct BuildInput<'a> {
     pub departed: &'a [String],
     /// The spec.
     pub spec: &'a RequiredBuildSpec,
-    /// What the operator last applied (`status.applied`), if anything.
-    pub applied: Option<&'a AppliedBuild>,
+    /// The contents the operator applied before that may still be on some repository
+    /// (`status.applied`, newest first); none without a record.
+    pub applied: &'a [AppliedBuild],
     /// Remove our conditions from the repositories that left (see [`super::removes_conditions`]).
     pub remove_departed: bool,
 }
@@ -44,7 +45,7 @@ impl BuildInput<'_> {
     /// Whether the repositories' default branches are needed: the spec, or what was applied,
     /// targets the default branch (no `refMatcher`).
     pub fn needs_default_branch(&self) -> bool {
-        self.spec.ref_matcher.is_none() || self.applied.is_some_and(|a| a.ref_matcher.is_none())
+        self.spec.ref_matcher.is_none() || self.applied.iter().any(|a| a.ref_matcher.is_none())
     }
 
     /// Whether the spec can be turned into a condition at all (the CRD's rules refuse every
@@ -135,13 +136,13 @@ pub fn plan_repository(
         }
     };
     // An unreadable record only means that no old condition is known as ours.
-    let before = input.applied.and_then(|record| applied(record, branch).ok());
+    let before: Vec<Content> = input.applied.iter().filter_map(|record| applied(record, branch).ok()).collect();
     let conditions: Vec<Condition> = observed.conditions.iter().map(Condition::from).collect();
     if bound {
-        plan.decision = decide(&wanted, before.as_ref(), &conditions, input.spec.management_policy);
+        plan.decision = decide(&wanted, &before, &conditions, input.spec.management_policy);
         plan.desired = Some(wanted);
     } else if input.remove_departed {
-        let actions = removals(&wanted, before.as_ref(), &conditions).into_iter().map(|id| Action::Delete { id });
+        let actions = removals(&wanted, &before, &conditions).into_iter().map(|id| Action::Delete { id });
         plan.decision.actions = actions.collect();
     }
     plan
@@ -404,6 +405,7 @@ mod tests {
     }
 
     fn input<'a>(spec: &'a RequiredBuildSpec, applied: Option<&'a AppliedBuild>) -> BuildInput<'a> {
+        let applied = applied.map(std::slice::from_ref).unwrap_or_default();
         BuildInput { project: "P", bound: &[], departed: &[], spec, applied, remove_departed: true }
     }
 

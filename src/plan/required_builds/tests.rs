@@ -25,7 +25,7 @@ fn condition(id: i64, content: Content) -> Condition {
 }
 
 fn manage(desired: &Content, applied: Option<&Content>, observed: &[Condition]) -> Decision {
-    decide(desired, applied, observed, ManagementPolicy::Manage)
+    decide(desired, applied.map(std::slice::from_ref).unwrap_or_default(), observed, ManagementPolicy::Manage)
 }
 
 #[test]
@@ -151,11 +151,12 @@ fn observe_reports_drift_and_changes_nothing() {
         (Some(&after), vec![condition(5, after.clone()), condition(6, after.clone())], Drift::Extra { ids: vec![6] }),
     ];
     for (applied, observed, drift) in cases {
+        let applied = applied.map(std::slice::from_ref).unwrap_or_default();
         let decision = decide(&after, applied, &observed, ManagementPolicy::Observe);
         assert_eq!(decision.drift, std::slice::from_ref(&drift));
         assert!(!decision.in_sync());
         assert!(decision.actions.is_empty(), "{drift:?}: {decision:?}");
-        let managed = manage(&after, applied, &observed);
+        let managed = decide(&after, applied, &observed, ManagementPolicy::Manage);
         assert!(!managed.actions.is_empty(), "{drift:?}: Manage would correct it");
     }
 }
@@ -204,9 +205,9 @@ fn removal_deletes_only_conditions_with_our_content() {
         condition(6, content(&["sonarqube-quality-gate"], branch("develop"), None)),
         condition(2, after.clone()),
     ];
-    assert_eq!(removals(&after, Some(&before), &observed), [1, 2, 9]);
-    assert_eq!(removals(&after, None, &observed), [2, 9]);
-    assert_eq!(removals(&after, None, &observed[2..4]), Vec::<i64>::new());
+    assert_eq!(removals(&after, std::slice::from_ref(&before), &observed), [1, 2, 9]);
+    assert_eq!(removals(&after, &[], &observed), [2, 9]);
+    assert_eq!(removals(&after, &[], &observed[2..4]), Vec::<i64>::new());
 }
 
 #[test]
@@ -231,4 +232,21 @@ fn the_applied_record_resolves_like_the_spec() {
         serde_json::from_value(serde_json::to_value(&record).unwrap_or_else(|e| panic!("{e}")))
             .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(round_trip, record);
+}
+
+#[test]
+fn every_content_applied_before_is_still_ours_after_two_spec_changes() {
+    // S1 was everywhere; S2 reached some repositories only; the spec is now S3.
+    let (s1, s2, s3) = (on_main(&["ci"]), on_main(&["ci", "lint"]), on_main(&["ci", "lint", "gate"]));
+    let applied = [s2.clone(), s1.clone()];
+    let on_s2 = [condition(4, s2.clone()), condition(5, on_main(&["other"]))];
+    let decision = decide(&s3, &applied, &on_s2, ManagementPolicy::Manage);
+    assert_eq!(decision.actions, [Action::Update { id: 4, content: s3.clone() }]);
+    let on_s1 = [condition(2, s1.clone())];
+    assert_eq!(
+        decide(&s3, &applied, &on_s1, ManagementPolicy::Manage).actions,
+        [Action::Update { id: 2, content: s3.clone() }]
+    );
+    let both = [condition(2, s1), condition(4, s2), condition(5, on_main(&["other"]))];
+    assert_eq!(removals(&s3, &applied, &both), [2, 4]);
 }
