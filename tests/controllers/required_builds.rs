@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use bitbucket_operator::api::RequiredBuild;
+use bitbucket_operator::{api::RequiredBuild, simulator::seed::Permission};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -405,5 +405,62 @@ async fn a_token_that_may_only_read_stalls_with_permission_denied_and_writes_not
     // The reader's token is not taken for a bad one: it is sent again at the next round.
     let configuration = env.fake.object("bitbucketconfigurations", "team-a", "bitbucket").expect("configuration");
     assert_eq!(reason(&configuration), "Connected");
+    env.shutdown().await;
+}
+
+/// [`SEED`] plus a project BIG of `n` repositories on which `svc-operator` administers each
+/// repository (not the project), so that one repository's permission can be taken away.
+fn per_repository_admin(n: usize) -> String {
+    let mut seed = SEED.to_owned();
+    seed.push_str("  - key: BIG\n    name: Big\n    permissions: {svc-operator: PROJECT_READ}\n    repositories:\n");
+    for i in 0..n {
+        seed.push_str(&format!("      - {{slug: {}, permissions: {{svc-operator: REPO_ADMIN}}}}\n", big_slug(i)));
+    }
+    seed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_spec_changes_while_one_repository_fails_update_every_condition_in_place() {
+    const N: usize = 3;
+    let mut env = Env::new(&per_repository_admin(N)).await;
+    env.options.max_resync = Some(Duration::from_millis(500));
+    env.start_operator();
+    env.apply(&configuration_with_rate(1000, 1000));
+    // No webhooks: the binding needs nothing but to read the repositories.
+    env.apply(
+        "apiVersion: bitbucket.integrations.dev/v1alpha1\nkind: ProjectBinding\nmetadata: {name: big}\nspec:\n  configurationRef: {name: bitbucket}\n  projectKey: BIG\n  repositories: {}\n",
+    );
+    env.apply(&build(""));
+    env.wait_ready("requiredbuilds", "gate", "True", "InSync").await;
+    let ids: Vec<i64> = (0..N).map(|i| summary(&env, &big_slug(i))[0].0).collect();
+    let failing = big_slug(1);
+    env.bitbucket()
+        .set_repository_permission("BIG", &failing, "svc-operator", Some(Permission::RepoRead))
+        .expect("repository");
+
+    for keys in [json!([GATE, "unit-tests"]), json!([GATE, "unit-tests", "lint"])] {
+        env.patch::<RequiredBuild>("gate", json!({"spec": {"buildParentKeys": keys}})).await;
+        let failed = env
+            .wait("requiredbuilds", "team-a", "gate", "the change applied but on one repository", |o| {
+                o["status"]["observedGeneration"] == o["metadata"]["generation"] && o["status"]["failedCount"] == 1
+            })
+            .await;
+        assert_eq!(reason(&failed), "PartiallyFailed", "{failed:#}");
+        let entry = attention_entry(&failed, &failing).expect("the failing repository");
+        assert!(entry["message"].as_str().is_some_and(|m| m.contains("REPO_ADMIN")), "{entry:#}");
+    }
+    // Permission back: the failing repository's old condition is updated too.
+    env.bitbucket()
+        .set_repository_permission("BIG", &failing, "svc-operator", Some(Permission::RepoAdmin))
+        .expect("repository");
+    let ready = env.wait_ready("requiredbuilds", "gate", "True", "InSync").await;
+    assert_eq!(ready["status"]["applied"], json!([{"buildParentKeys": [GATE, "unit-tests", "lint"]}]));
+    for (i, id) in ids.iter().enumerate() {
+        let found = summary(&env, &big_slug(i));
+        assert_eq!(found.len(), 1, "{}: {found:?}", big_slug(i));
+        assert_eq!(found[0].0, *id, "{}: replaced instead of updated", big_slug(i));
+        assert_eq!(found[0].1.len(), 3, "{found:?}");
+    }
+    assert_eq!(required_builds_requests(&env, "POST"), N as u64, "a condition was created beside another");
     env.shutdown().await;
 }
