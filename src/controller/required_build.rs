@@ -240,21 +240,7 @@ mod tests {
     }
 
     fn summary(total: i32, in_sync: i32) -> BuildSummary {
-        BuildSummary {
-            repositories: Vec::new(),
-            created: Vec::new(),
-            adopted: Vec::new(),
-            updated: Vec::new(),
-            corrected: Vec::new(),
-            deduplicated: Vec::new(),
-            drifted: Vec::new(),
-            removed: Vec::new(),
-            unremoved: Vec::new(),
-            total,
-            in_sync,
-            outcome: Outcome::ready(reasons::IN_SYNC, String::new()),
-            transient: None,
-        }
+        BuildSummary { total, in_sync, ..BuildSummary::default() }
     }
 
     fn keys(record: &[AppliedBuild]) -> Vec<Vec<String>> {

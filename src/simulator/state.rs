@@ -598,10 +598,7 @@ impl State {
     /// Adds a condition as a user would in the UI (validated like `POST`); returns its id.
     pub fn add_required_build(&mut self, key: &str, slug: &str, condition: &Value) -> Result<i64, SimError> {
         self.repo_or_err(key, slug)?;
-        let input = RequiredBuildInput::from_json(condition).map_err(|errors| {
-            let text: Vec<String> = errors.into_iter().map(|(field, message)| format!("{field}: {message}")).collect();
-            SimError::InvalidRequiredBuild(text.join("; "))
-        })?;
+        let input = control_input(condition)?;
         self.insert_required_build(key, slug, input)
             .map(|c| c.id)
             .ok_or_else(|| SimError::NoSuchRepository(format!("{key}/{slug}")))
@@ -609,10 +606,7 @@ impl State {
 
     /// Edits a condition as a user would in the UI (validated like `PUT`; the id stays).
     pub fn edit_required_build(&mut self, key: &str, slug: &str, id: i64, condition: &Value) -> Result<(), SimError> {
-        let input = RequiredBuildInput::from_json(condition).map_err(|errors| {
-            let text: Vec<String> = errors.into_iter().map(|(field, message)| format!("{field}: {message}")).collect();
-            SimError::InvalidRequiredBuild(text.join("; "))
-        })?;
+        let input = control_input(condition)?;
         let stored =
             self.repo_or_err(key, slug)?.required_builds.get_mut(&id).ok_or(SimError::NoSuchRequiredBuild(id))?;
         stored.set(input);
@@ -622,6 +616,14 @@ impl State {
     pub fn delete_required_build(&mut self, key: &str, slug: &str, id: i64) -> Result<(), SimError> {
         self.repo_or_err(key, slug)?.required_builds.remove(&id).map(|_| ()).ok_or(SimError::NoSuchRequiredBuild(id))
     }
+}
+
+/// A condition given to a control method, validated like a set-request.
+fn control_input(condition: &Value) -> Result<RequiredBuildInput, SimError> {
+    RequiredBuildInput::from_json(condition).map_err(|errors| {
+        let text: Vec<String> = errors.into_iter().map(|(field, message)| format!("{field}: {message}")).collect();
+        SimError::InvalidRequiredBuild(text.join("; "))
+    })
 }
 
 /// Keeps the first occurrence of every value, in order.

@@ -214,6 +214,27 @@ pub struct BuildSummary {
     pub transient: Option<Error>,
 }
 
+/// Nothing found or done yet.
+impl Default for BuildSummary {
+    fn default() -> Self {
+        Self {
+            repositories: Vec::new(),
+            created: Vec::new(),
+            adopted: Vec::new(),
+            updated: Vec::new(),
+            corrected: Vec::new(),
+            deduplicated: Vec::new(),
+            drifted: Vec::new(),
+            removed: Vec::new(),
+            unremoved: Vec::new(),
+            total: 0,
+            in_sync: 0,
+            outcome: Outcome::ready(reasons::IN_SYNC, String::new()),
+            transient: None,
+        }
+    }
+}
+
 /// A matcher as a person reads it: `refs/heads/main`, `pattern release/*`, `any branch`.
 pub fn describe_matcher(matcher: &crate::bitbucket::RefMatcher) -> String {
     match &matcher.kind {
@@ -229,9 +250,14 @@ pub fn describe_matcher(matcher: &crate::bitbucket::RefMatcher) -> String {
 /// What a condition requires, as a person reads it.
 pub fn describe(content: &Content) -> String {
     let keys: Vec<&str> = content.build_keys.iter().map(String::as_str).collect();
-    let mut text = format!("builds {} on {}", keys.join(", "), describe_matcher(&content.ref_matcher));
-    if let Some(exempt) = &content.exempt {
-        text.push_str(&format!(", except {}", describe_matcher(exempt)));
+    phrase(&keys, &describe_matcher(&content.ref_matcher), content.exempt.as_ref().map(describe_matcher))
+}
+
+/// "builds ci, gate on refs/heads/main, except pattern wip/*".
+fn phrase(keys: &[&str], on: &str, except: Option<String>) -> String {
+    let mut text = format!("builds {} on {on}", keys.join(", "));
+    if let Some(except) = except {
+        text.push_str(&format!(", except {except}"));
     }
     text
 }
@@ -253,15 +279,9 @@ pub fn requirement(spec: &RequiredBuildSpec) -> String {
     let on = |matcher: Option<&crate::api::required_build::RefMatcher>, field| {
         matcher.map(|m| matcher_of(m, field).map_or_else(|e| e.to_string(), |m| describe_matcher(&m)))
     };
-    let mut text = format!(
-        "builds {} on {}",
-        spec.build_parent_keys.join(", "),
-        on(spec.ref_matcher.as_ref(), "refMatcher").unwrap_or_else(|| "their default branch".to_owned())
-    );
-    if let Some(exempt) = on(spec.exempt_ref_matcher.as_ref(), "exemptRefMatcher") {
-        text.push_str(&format!(", except {exempt}"));
-    }
-    text
+    let keys: Vec<&str> = spec.build_parent_keys.iter().map(String::as_str).collect();
+    let target = on(spec.ref_matcher.as_ref(), "refMatcher").unwrap_or_else(|| "their default branch".to_owned());
+    phrase(&keys, &target, on(spec.exempt_ref_matcher.as_ref(), "exemptRefMatcher"))
 }
 
 fn drift_message(drift: &[Drift], wanted: Option<&Content>) -> String {
@@ -292,21 +312,7 @@ pub fn summarize(
     spec: &RequiredBuildSpec,
 ) -> BuildSummary {
     let observe_only = spec.management_policy == ManagementPolicy::Observe;
-    let mut summary = BuildSummary {
-        repositories: Vec::new(),
-        created: Vec::new(),
-        adopted: Vec::new(),
-        updated: Vec::new(),
-        corrected: Vec::new(),
-        deduplicated: Vec::new(),
-        drifted: Vec::new(),
-        removed: Vec::new(),
-        unremoved: Vec::new(),
-        total: 0,
-        in_sync: 0,
-        outcome: Outcome::ready(reasons::IN_SYNC, String::new()),
-        transient: None,
-    };
+    let mut summary = BuildSummary::default();
     let outcomes: HashMap<&str, &ChangeOutcome> = outcomes.iter().map(|o| (o.slug.as_str(), o)).collect();
     let mut first_reason = None;
     for plan in plans {
